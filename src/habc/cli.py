@@ -1,0 +1,100 @@
+"""The `habc` command line: one entry point, one subcommand per stage.
+
+Errors caused by input (unknown task, missing dataset, bad option value, unfit checkpoint) are
+printed as one line on stderr, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Annotated
+
+import tyro
+from rich.console import Console
+
+from habc.errors import HabcError
+from habc.evaluation.evaluate import EvalConfig
+from habc.evaluation.throughput import ThroughputConfig
+from habc.experiments.pipeline import PipelineConfig
+from habc.experiments.sft_benchmark import SftBenchmarkConfig
+from habc.learner.sft import TrainConfig
+from habc.rollout.collect import CollectConfig
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    """List every task name of the registry."""
+
+
+Command = (
+    Annotated[PipelineConfig, tyro.conf.subcommand("pipeline")]
+    | Annotated[CollectConfig, tyro.conf.subcommand("collect")]
+    | Annotated[TrainConfig, tyro.conf.subcommand("train")]
+    | Annotated[EvalConfig, tyro.conf.subcommand("eval")]
+    | Annotated[SftBenchmarkConfig, tyro.conf.subcommand("sft-benchmark")]
+    | Annotated[ThroughputConfig, tyro.conf.subcommand("throughput")]
+    | Annotated[TasksConfig, tyro.conf.subcommand("tasks")]
+)
+
+
+def run(command: object, console: Console) -> None:
+    """Dispatch a parsed command."""
+    if isinstance(command, PipelineConfig):
+        from habc.experiments.pipeline import run_pipeline
+
+        run_pipeline(command, console)
+    elif isinstance(command, CollectConfig):
+        from habc.rollout.collect import collect_demos
+
+        info = collect_demos(command)
+        console.print(f"kept {info['kept']} demos, discarded {info['discarded']} failed attempts;"
+                      f" {info['total_episodes']} episodes in {info['out']}")
+    elif isinstance(command, TrainConfig):
+        from habc.learner.sft import train_sft
+
+        summary = train_sft(command)
+        console.print(f"trained on {summary['num_episodes']} episodes "
+                      f"({summary['num_frames']} frames); checkpoint -> {summary['checkpoint']}")
+    elif isinstance(command, EvalConfig):
+        from habc.evaluation.evaluate import evaluate, format_result
+
+        result = evaluate(command)
+        console.print(format_result(result))
+        console.print(f"results -> {result['out']}")
+    elif isinstance(command, SftBenchmarkConfig):
+        from habc.experiments.sft_benchmark import run_sft_benchmark
+
+        run_sft_benchmark(command, console)
+        console.print(f"table -> {command.out / 'sft_benchmark.md'}")
+    elif isinstance(command, ThroughputConfig):
+        from habc.evaluation.throughput import measure_throughput
+
+        console.print_json(json.dumps(measure_throughput(command)))
+    elif isinstance(command, TasksConfig):
+        from habc.envs.registry import list_tasks
+
+        console.print("\n".join(list_tasks()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `habc` command."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    console = Console(stderr=False)
+    try:
+        command = tyro.cli(Command, args=argv,
+                           description="habc: improve robot policies from their own rollouts.")
+        run(command, console)
+    except HabcError as e:
+        print(f"habc: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("habc: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

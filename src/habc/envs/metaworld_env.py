@@ -1,0 +1,105 @@
+"""Meta-World v3 tasks behind the gymnasium API, with deterministic layouts per seed.
+
+Meta-World 3.1's ``reset(seed=k)`` does not fix the object/goal layout on its own: the layout
+("rand_vec") is drawn from a random state the benchmark wrappers manage. Here the layout of seed
+``k`` is drawn from the environment's own generator re-seeded with ``k`` at every reset, so a seed
+gives the same layout on any env object, whatever ran before.
+
+Observation: ``{"state": (39,) float32}`` with the goal position visible (the MT1 convention).
+``terminated`` is True on success; ``truncated`` is True at the step limit. ``info["success"]``
+is the normalised success signal.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import numpy.typing as npt
+
+from habc.envs.registry import TaskSpec
+
+warnings.filterwarnings("ignore", message="Constant\\(s\\) may be too high")
+
+
+class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.float32]]):
+    """One Meta-World task; see the module docstring for the conventions."""
+
+    observation_space: gym.spaces.Dict  # type: ignore[assignment]
+    action_space: gym.spaces.Box  # type: ignore[assignment]
+
+    def __init__(self, task: TaskSpec, *, max_steps: int) -> None:
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+        self.task = task
+        self.max_steps = max_steps
+        sim = ALL_V3_ENVIRONMENTS[task.env_name]()
+        sim._partially_observable = False  # goal visible in the state, as in MT1
+        del sim.sawyer_observation_space  # recompute the cached space for the new observability
+        sim._set_task_called = True
+        sim._freeze_rand_vec = False
+        sim.seeded_rand_vec = True  # layouts come from sim.np_random, seeded at each reset
+        sim.max_path_length = max_steps
+        self.sim = sim
+        box = sim.sawyer_observation_space
+        self.observation_space = gym.spaces.Dict({
+            "state": gym.spaces.Box(box.low.astype(np.float32), box.high.astype(np.float32),
+                                    dtype=np.float32)})
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
+        self.metadata = {"render_fps": round(1.0 / sim.dt)}
+        self._raw: npt.NDArray[np.float64] | None = None
+        self._steps = 0
+
+    @property
+    def fps(self) -> int:
+        """Control rate in Hz."""
+        return int(self.metadata["render_fps"])
+
+    @property
+    def state_dim(self) -> int:
+        """Width of the ``state`` observation."""
+        return int(self.sim.sawyer_observation_space.shape[0])
+
+    @property
+    def action_dim(self) -> int:
+        """Width of the action."""
+        return int(self.action_space.shape[0])
+
+    @property
+    def raw_state(self) -> npt.NDArray[np.float64]:
+        """The simulator's last raw observation (what the scripted expert reads)."""
+        if self._raw is None:
+            raise RuntimeError("call reset() first")
+        return self._raw
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, npt.NDArray[np.float32]], dict[str, Any]]:
+        """Reset to the layout of ``seed`` (required: layouts are always explicit here)."""
+        if seed is None:
+            raise ValueError("MetaWorldTaskEnv.reset needs an explicit seed")
+        super().reset(seed=seed)
+        self.sim.seed(seed)
+        raw, _ = self.sim.reset()
+        self._raw = raw
+        self._steps = 0
+        return {"state": raw.astype(np.float32)}, {"success": False}
+
+    def step(
+        self, action: npt.NDArray[np.float32]
+    ) -> tuple[dict[str, npt.NDArray[np.float32]], float, bool, bool, dict[str, Any]]:
+        """Apply one action (clipped to [-1, 1])."""
+        clipped = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+        raw, reward, _, _, sim_info = self.sim.step(clipped)
+        self._raw = raw
+        self._steps += 1
+        success = bool(sim_info["success"])
+        truncated = not success and self._steps >= self.max_steps
+        info = {"success": success}
+        return {"state": raw.astype(np.float32)}, float(reward), success, truncated, info
+
+    def close(self) -> None:
+        """Release the simulator."""
+        self.sim.close()

@@ -1,0 +1,24 @@
+"""User-facing errors: the CLI prints these as one line, without a traceback."""
+
+
+class HabcError(Exception):
+    """An error caused by the user's input or data, reported as a single line."""
+
+
+class ConfigError(HabcError, ValueError):
+    """An option value is out of range or inconsistent with another option."""
+
+
+class StoreError(HabcError):
+    """An episode store is missing, truncated or corrupt."""
+
+
+class UnknownTaskError(HabcError, KeyError):
+    """A task name is not in the registry."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown task"
+
+
+class CheckpointError(HabcError):
+    """A checkpoint is missing, corrupt or does not fit the task."""

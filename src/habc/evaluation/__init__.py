@@ -1,0 +1,1 @@
+"""Evaluation: success rate with a Wilson interval, mean success length, parallel trials."""

@@ -1,0 +1,150 @@
+"""Evaluate a checkpoint on fixed evaluation seeds, trials in parallel processes (SPEC §10)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from habc.envs.metaworld_env import MetaWorldTaskEnv
+from habc.envs.registry import check_eval_seeds, eval_seeds, get_task, make_env
+from habc.episodes.episode import EpisodeSource
+from habc.errors import CheckpointError, ConfigError
+from habc.evaluation.stats import mean_success_length, wilson_interval
+from habc.policy.policy import FlowMatchingPolicy, load_policy
+from habc.rollout.actors import PolicyActor
+from habc.rollout.runner import run_episode
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluate a policy checkpoint."""
+
+    checkpoint: Path
+    """Checkpoint directory (holds model.safetensors and config.json)."""
+    task: str | None = None
+    """Task to evaluate on; defaults to the task the checkpoint was trained on."""
+    num_trials: int = 50
+    """Number of trials; they use evaluation seeds EVAL_SEED_BASE + i."""
+    seeds: tuple[int, ...] = ()
+    """Explicit evaluation seeds (overrides num_trials); must be >= EVAL_SEED_BASE."""
+    workers: int = 2
+    """Parallel worker processes (1 = run in this process)."""
+    max_steps: int | None = None
+    """Episode step limit; defaults to the task's."""
+    out: Path | None = None
+    """Result JSON path; defaults to <checkpoint>/eval-<task>.json."""
+    sample_seed: int = 0
+    """Seed of the policy's sampling noise (trial i uses sample_seed + its env seed)."""
+
+    def __post_init__(self) -> None:
+        if self.num_trials < 1:
+            raise ConfigError("num_trials must be >= 1")
+        if self.workers < 1:
+            raise ConfigError("workers must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError("max_steps must be >= 1")
+        check_eval_seeds(self.seeds)
+
+    def seed_list(self) -> list[int]:
+        """Return the evaluation seeds to run."""
+        return list(self.seeds) if self.seeds else eval_seeds(self.num_trials)
+
+
+def check_fits(policy: FlowMatchingPolicy, env: MetaWorldTaskEnv, checkpoint: Path) -> None:
+    """Raise ``CheckpointError`` if the policy's shapes do not fit the task."""
+    state_dim, action_dim = env.state_dim, env.action_dim
+    if (policy.state_dim, policy.action_dim) != (state_dim, action_dim):
+        raise CheckpointError(
+            f"checkpoint {checkpoint} expects state {policy.state_dim}/action {policy.action_dim},"
+            f" but task {env.task.name} has state {state_dim}/action {action_dim}")
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(checkpoint: Path, task: str, max_steps: int | None, sample_seed: int) -> None:
+    torch.set_num_threads(1)
+    policy = load_policy(checkpoint)
+    env = make_env(get_task(task), max_steps=max_steps)
+    check_fits(policy, env, checkpoint)
+    _WORKER.update(policy=policy, env=env, sample_seed=sample_seed,
+                   version=int(policy.meta.get("policy_version", 0)))
+
+
+def _run_trial(seed: int) -> dict[str, Any]:
+    env: MetaWorldTaskEnv = _WORKER["env"]
+    generator = torch.Generator().manual_seed(_WORKER["sample_seed"] + seed)
+    actor = PolicyActor(_WORKER["policy"], prompt=env.task.prompt, version=_WORKER["version"],
+                        generator=generator)
+    start = time.perf_counter()
+    episode = run_episode(env, actor, seed=seed, source=EpisodeSource.EVAL)
+    return {"seed": seed, "success": episode.success, "length": episode.length,
+            "wall_s": time.perf_counter() - start}
+
+
+def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any]:
+    """Run the trials, write the result JSON, and return it."""
+    policy = load_policy(config.checkpoint)
+    task = get_task(config.task or str(policy.meta.get("task", "")) or "")
+    seeds = config.seed_list()
+    args = (config.checkpoint, task.name, config.max_steps, config.sample_seed)
+    workers = min(config.workers, len(seeds), os.cpu_count() or 1)
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    with Progress(disable=not show_progress, transient=True) as progress:
+        bar = progress.add_task(f"eval {task.name}", total=len(seeds))
+        if workers == 1:
+            _init_worker(*args)
+            for seed in seeds:
+                rows.append(_run_trial(seed))
+                progress.advance(bar)
+        else:
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                     initializer=_init_worker, initargs=args) as pool:
+                for row in pool.map(_run_trial, seeds):
+                    rows.append(row)
+                    progress.advance(bar)
+    wall = time.perf_counter() - start
+    success = np.array([r["success"] for r in rows], dtype=bool)
+    length = np.array([r["length"] for r in rows], dtype=np.int64)
+    low, high = wilson_interval(int(success.sum()), len(rows))
+    result: dict[str, Any] = {
+        "task": task.name,
+        "checkpoint": str(config.checkpoint),
+        "policy_version": int(policy.meta.get("policy_version", 0)),
+        "n_trials": len(rows),
+        "n_successes": int(success.sum()),
+        "success_rate": float(success.mean()),
+        "ci95_low": low,
+        "ci95_high": high,
+        "mean_success_length": mean_success_length(success, length),
+        "env_steps": int(length.sum()),
+        "wall_s": wall,
+        "workers": workers,
+        "trials": [{"seed": r["seed"], "success": bool(r["success"]), "length": int(r["length"])}
+                   for r in rows],
+    }
+    out = config.out or Path(config.checkpoint) / f"eval-{task.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    result["out"] = str(out)
+    return result
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """One line: success rate with its 95% interval and mean success length."""
+    msl = result["mean_success_length"]
+    length = f"{msl:.1f}" if msl is not None else "n/a"
+    return (f"{result['task']}: success {result['success_rate']:.0%} "
+            f"[95% CI {result['ci95_low']:.0%}-{result['ci95_high']:.0%}] over "
+            f"{result['n_trials']} trials, mean success length {length} steps")

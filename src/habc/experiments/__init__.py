@@ -1,0 +1,1 @@
+"""Experiments: end-to-end jobs composed from the other stages."""

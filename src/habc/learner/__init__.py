@@ -1,0 +1,1 @@
+"""Learner: batches of windows, the weighted flow-matching update and the training loop."""

@@ -1,0 +1,44 @@
+"""Turn flat episode arrays into training batches of windows (no Python loop over frames)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor
+
+from habc.episodes.store import StoreArrays
+from habc.episodes.windows import chunk_indices
+from habc.policy.policy import Observation
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """B windows.
+
+    Attributes:
+        anchors: (B,) global frame index of each window's anchor step t.
+        obs: observations o_t.
+        actions: (B, H, A) raw action chunks a_{t:t+H}, padded past the episode end.
+        valid: (B, H, A) bool; False on padded chunk steps.
+
+    """
+
+    anchors: npt.NDArray[np.int64]
+    obs: Observation
+    actions: Tensor
+    valid: Tensor
+
+
+def gather_windows(arrays: StoreArrays, anchors: npt.NDArray[np.int64], horizon: int,
+                   prompt: str = "") -> WindowBatch:
+    """Gather the windows anchored at ``anchors`` (B,) with chunk length ``horizon``."""
+    idx, valid = chunk_indices(anchors, arrays.episode_ends, arrays.frame_episode, horizon)
+    actions = torch.from_numpy(arrays.action[idx])
+    mask = torch.from_numpy(valid)[:, :, None].expand_as(actions)
+    return WindowBatch(anchors=anchors,
+                       obs=Observation(state=torch.from_numpy(arrays.state[anchors]),
+                                       prompt=prompt),
+                       actions=actions, valid=mask)

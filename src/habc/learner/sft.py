@@ -1,0 +1,207 @@
+"""Supervised (SFT) training of the flow-matching policy on demonstration datasets.
+
+The run directory holds ``config.json``, TensorBoard logs in ``tb/``, ``train_log.csv`` and
+checkpoints in ``checkpoints/step_XXXXXX`` plus ``checkpoints/last``. A run that was stopped
+resumes from ``checkpoints/last`` (model, optimiser and step) when the same command is re-run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from safetensors.torch import load_file, save_file
+
+from habc.envs.registry import get_task
+from habc.episodes.store import StoreArrays, open_stores
+from habc.errors import ConfigError, StoreError
+from habc.learner.batches import gather_windows
+from habc.policy import flow_matching as fm
+from habc.policy.config import PolicyConfig
+from habc.policy.policy import FlowMatchingPolicy, load_policy
+
+OPTIMIZER_FILE = "optimizer.safetensors"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Supervised flow-matching training (SFT) on one or more episode datasets."""
+
+    datasets: tuple[Path, ...]
+    """Episode store directories (LeRobot v3 layout) to train on."""
+    run_dir: Path
+    """Output directory: checkpoints, TensorBoard logs, train_log.csv."""
+    steps: int = 4000
+    """Gradient steps."""
+    batch_size: int = 256
+    """Windows per gradient step."""
+    lr: float = 3e-4
+    """Peak AdamW learning rate (linear warm-up, then cosine decay to 10%)."""
+    lr_warmup_steps: int = 200
+    """Linear learning-rate warm-up steps."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    seed: int = 0
+    """Seed for initialisation, window sampling, noise and flow times."""
+    ckpt_every: int = 1000
+    """Save a checkpoint every this many steps (and at the end)."""
+    log_every: int = 50
+    """Write scalars every this many steps."""
+    num_threads: int = 2
+    """torch CPU threads (this machine kind has 2 cores)."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """Policy architecture."""
+
+    def __post_init__(self) -> None:
+        if not self.datasets:
+            raise ConfigError("give at least one dataset (--datasets DIR ...)")
+        for name in ("steps", "batch_size", "ckpt_every", "log_every", "num_threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1")
+        if self.lr <= 0 or self.lr_warmup_steps < 0 or self.weight_decay < 0 \
+                or self.grad_clip <= 0:
+            raise ConfigError("lr and grad_clip must be > 0; warm-up and weight decay >= 0")
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Learning rate at ``step``: linear warm-up then cosine decay to 10% of the peak."""
+    if step < config.lr_warmup_steps:
+        return config.lr * (step + 1) / config.lr_warmup_steps
+    progress = (step - config.lr_warmup_steps) / max(1, config.steps - config.lr_warmup_steps)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+
+def single_task(arrays: StoreArrays) -> str:
+    """Return the one task name in ``arrays``; raise if there are several."""
+    tasks = sorted(set(arrays.task.tolist()))
+    if len(tasks) != 1:
+        raise StoreError(f"datasets hold several tasks {tasks}; training is single-task")
+    return tasks[0]
+
+
+def _save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().clone().contiguous()
+    save_file(tensors, str(path))
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
+    tensors = load_file(str(path))
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state,
+                               "param_groups": optimizer.state_dict()["param_groups"]})
+
+
+def _config_json(config: TrainConfig) -> str:
+    return json.dumps(dataclasses.asdict(config), indent=2, default=str)
+
+
+def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, Any]:
+    """Train (or resume training) and return a summary with the final checkpoint path."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.set_num_threads(config.num_threads)
+    run_dir = Path(config.run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last"
+    arrays = open_stores(config.datasets)
+    task = get_task(single_task(arrays))
+
+    if last.exists():
+        policy = load_policy(last)
+        start_step = int(policy.meta.get("step", 0))
+        if policy.config != config.policy:
+            raise ConfigError(f"{run_dir} was started with another policy config; use a new "
+                              "--run-dir")
+    else:
+        torch.manual_seed(config.seed)
+        policy = FlowMatchingPolicy(config.policy, arrays.state.shape[1], arrays.action.shape[1],
+                                    meta={"task": task.name, "policy_version": 0})
+        policy.normalizer.fit(arrays.state, np.full(task.action_dim, task.action_low),
+                              np.full(task.action_dim, task.action_high))
+        start_step = 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(_config_json(config))
+
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    if start_step > 0 and (last / OPTIMIZER_FILE).exists():
+        _load_optimizer(optimizer, last / OPTIMIZER_FILE)
+    summary = {"task": task.name, "checkpoint": str(last), "steps": config.steps,
+               "num_episodes": arrays.num_episodes, "num_frames": arrays.num_frames}
+    if start_step >= config.steps:
+        return summary | {"resumed_from": start_step}
+
+    rng = np.random.default_rng([config.seed, start_step])
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + start_step)
+    writer = SummaryWriter(str(run_dir / "tb"))
+    log_path = run_dir / "train_log.csv"
+    if start_step == 0 or not log_path.exists():
+        log_path.write_text("step,loss,lr,grad_norm,samples_per_s\n")
+    policy.train()
+    window_start, window_samples, losses = time.perf_counter(), 0, []
+
+    def save(step: int) -> None:
+        meta = {"step": step, "task": task.name,
+                "datasets": [str(d) for d in config.datasets]}
+        for target in (ckpt_dir / f"step_{step:06d}", last):
+            policy.save(target, **meta)
+        _save_optimizer(optimizer, last / OPTIMIZER_FILE)
+
+    columns = [TextColumn("[bold]SFT {task.fields[name]}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, disable=not show_progress) as progress:
+        bar = progress.add_task("sft", total=config.steps, completed=start_step, name=task.name,
+                                loss="-")
+        for step in range(start_step, config.steps):
+            lr = lr_at(step, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            anchors = rng.integers(0, arrays.num_frames, size=config.batch_size)
+            batch = gather_windows(arrays, anchors, config.policy.chunk_horizon, task.prompt)
+            losses_i = policy.per_sample_loss(batch.obs, batch.actions, batch.valid, generator)
+            sample_valid = torch.ones(len(anchors), dtype=torch.bool)
+            weights = sample_valid.float()  # SFT: every demo window has weight 1
+            loss = fm.weighted_loss(losses_i, weights, sample_valid)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(),
+                                                             config.grad_clip))
+            optimizer.step()
+            losses.append(loss.item())
+            window_samples += len(anchors)
+            done = step + 1
+            if done % config.log_every == 0 or done == config.steps:
+                elapsed = time.perf_counter() - window_start
+                rate = window_samples / max(elapsed, 1e-9)
+                mean_loss = float(np.mean(losses))
+                for name, value in (("train/loss", mean_loss), ("train/lr", lr),
+                                    ("train/grad_norm", grad_norm),
+                                    ("perf/samples_per_s", rate)):
+                    writer.add_scalar(name, value, done)
+                with log_path.open("a") as f:
+                    f.write(f"{done},{mean_loss:.6f},{lr:.6g},{grad_norm:.4f},{rate:.1f}\n")
+                progress.update(bar, loss=f"{mean_loss:.4f}")
+                window_start, window_samples, losses = time.perf_counter(), 0, []
+            if done % config.ckpt_every == 0 or done == config.steps:
+                save(done)
+            progress.advance(bar)
+    writer.close()
+    return summary
+

@@ -1,0 +1,1 @@
+"""Rollout: actors (policy, scripted expert) and the episode runner."""

@@ -1,0 +1,78 @@
+"""Actors produce the executed action of each step and say who produced it.
+
+An actor sees the environment's observation and the raw simulator state (the scripted expert
+reads privileged state; the policy reads only the observation).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from habc.episodes.episode import Controller
+from habc.policy.policy import FlowMatchingPolicy, Observation
+
+
+class Actor(Protocol):
+    """Anything that acts in an episode."""
+
+    def reset(self) -> None:
+        """Forget per-episode state (queued actions)."""
+
+    def act(self, obs: dict[str, npt.NDArray[np.float32]],
+            raw_state: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float32], Controller, int]:
+        """Return (action (A,), controller, policy_version; -1 for human steps)."""
+        ...
+
+
+class ExpertActor:
+    """The scripted expert, with optional Gaussian action noise, acting as the human."""
+
+    def __init__(self, expert: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float32]],
+                 *, noise_std: float, rng: np.random.Generator) -> None:
+        self.expert = expert
+        self.noise_std = noise_std
+        self.rng = rng
+
+    def reset(self) -> None:
+        """Stateless: nothing to forget."""
+
+    def act(self, obs: dict[str, npt.NDArray[np.float32]],
+            raw_state: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float32], Controller, int]:
+        """Expert action plus noise, clipped to [-1, 1]."""
+        action = np.asarray(self.expert(raw_state), dtype=np.float32)
+        if self.noise_std > 0:
+            noise = self.noise_std * self.rng.standard_normal(action.shape)
+            action = (action + noise).astype(np.float32)
+        return np.clip(action, -1.0, 1.0).astype(np.float32), Controller.HUMAN, -1
+
+
+class PolicyActor:
+    """Runs a chunk policy with receding horizon: predict H actions, execute the first K."""
+
+    def __init__(self, policy: FlowMatchingPolicy, *, prompt: str, version: int,
+                 generator: torch.Generator) -> None:
+        self.policy = policy
+        self.prompt = prompt
+        self.version = version
+        self.generator = generator
+        self.queue: deque[npt.NDArray[np.float32]] = deque()
+
+    def reset(self) -> None:
+        """Drop queued actions."""
+        self.queue.clear()
+
+    def act(self, obs: dict[str, npt.NDArray[np.float32]],
+            raw_state: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float32], Controller, int]:
+        """Next queued action; predicts a new chunk when the queue is empty."""
+        if not self.queue:
+            state = torch.as_tensor(obs["state"], dtype=torch.float32)[None]
+            chunk = self.policy.sample_chunk(Observation(state=state, prompt=self.prompt),
+                                             generator=self.generator)[0].numpy()
+            self.queue.extend(chunk[: self.policy.config.exec_horizon])
+        return self.queue.popleft(), Controller.POLICY, self.version

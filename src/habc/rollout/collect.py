@@ -1,0 +1,86 @@
+"""Collect scripted-expert demonstrations into an episode store."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import Progress
+
+from habc.envs.registry import check_train_seeds, get_task, make_env, make_expert
+from habc.episodes.episode import EpisodeSource
+from habc.episodes.store import EpisodeStore
+from habc.errors import ConfigError
+from habc.rollout.actors import ExpertActor
+from habc.rollout.runner import run_episode
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """Collect successful scripted-expert demonstrations (failed attempts are discarded)."""
+
+    task: str
+    """Task name, e.g. peg-insert-side (see `habc tasks`)."""
+    out: Path
+    """Dataset directory (LeRobot v3 layout); appended to if it exists."""
+    num_episodes: int = 10
+    """Number of successful demos to add."""
+    seed_start: int = 0
+    """First training seed to try; seeds go up by one per attempt."""
+    max_seed: int = 100_000
+    """Stop with an error if no more seeds are left below this bound."""
+    action_noise: float = 0.0
+    """Std of Gaussian noise added to the expert's actions (demos still must succeed)."""
+    max_steps: int | None = None
+    """Episode step limit; defaults to the task's."""
+    noise_seed: int = 0
+    """Seed of the action-noise generator."""
+
+    def __post_init__(self) -> None:
+        if self.num_episodes < 1:
+            raise ConfigError("num_episodes must be >= 1")
+        if self.action_noise < 0:
+            raise ConfigError("action_noise must be >= 0")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError("max_steps must be >= 1")
+        check_train_seeds([self.seed_start, self.max_seed - 1])
+
+
+def collect_demos(config: CollectConfig, *, show_progress: bool = True) -> dict[str, Any]:
+    """Run the expert on consecutive training seeds until enough demos succeeded."""
+    task = get_task(config.task)
+    env = make_env(task, max_steps=config.max_steps)
+    out = Path(config.out)
+    if (out / "meta" / "info.json").exists():
+        store = EpisodeStore.open(out)
+        used = set(store.read().seed.tolist()) if store.num_episodes else set()
+    else:
+        store = EpisodeStore.create(out, state_dim=task.state_dim, action_dim=task.action_dim,
+                                    fps=env.fps, robot_type="sawyer")
+        used = set()
+    actor = ExpertActor(make_expert(task), noise_std=config.action_noise,
+                        rng=np.random.default_rng(config.noise_seed))
+    kept, discarded, seed = 0, 0, config.seed_start
+    start = time.perf_counter()
+    with Progress(disable=not show_progress, transient=True) as progress:
+        bar = progress.add_task(f"demos {task.name}", total=config.num_episodes)
+        while kept < config.num_episodes:
+            if seed >= config.max_seed:
+                raise ConfigError(f"ran out of seeds below {config.max_seed} after {kept} demos")
+            if seed in used:
+                seed += 1
+                continue
+            episode = run_episode(env, actor, seed=seed, source=EpisodeSource.DEMO)
+            seed += 1
+            if not episode.success:
+                discarded += 1
+                continue
+            store.append([episode])
+            kept += 1
+            progress.advance(bar)
+    env.close()
+    return {"task": task.name, "out": str(out), "kept": kept, "discarded": discarded,
+            "total_episodes": store.num_episodes, "wall_s": time.perf_counter() - start}
