@@ -5,7 +5,7 @@ class HabcError(Exception):
     """An error caused by the user's input or data, reported as a single line."""
 
 
-class ConfigError(HabcError, ValueError):
+class ConfigError(HabcError):
     """An option value is out of range or inconsistent with another option."""
 
 

@@ -27,7 +27,9 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) \
     z2 = z * z
     centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high
 
 
 def mean_success_length(success: npt.NDArray[np.bool_], length: npt.NDArray[np.int64]) \

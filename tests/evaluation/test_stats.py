@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from habc.evaluation.stats import mean_success_length, wilson_interval
+
+
+def test_wilson_hand_computed():
+    # p = 0.5, n = 10, z = 1.96: centre 0.5, half-width 1.96 * sqrt(0.025 + 0.009604) / 1.38416
+    low, high = wilson_interval(5, 10)
+    assert low == pytest.approx(0.236593, abs=1e-5)
+    assert high == pytest.approx(0.763407, abs=1e-5)
+    # k = 0: (0, z^2 / n / (1 + z^2 / n)) = (0, 0.384146 / 1.384146)
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0
+    assert high == pytest.approx(0.277533, abs=1e-5)
+    low, high = wilson_interval(10, 10)
+    assert high == 1.0 and low == pytest.approx(1 - 0.277533, abs=1e-5)
+
+
+def test_wilson_rejects_bad_counts():
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
+
+
+def test_mean_success_length_over_successes_only():
+    success = np.array([True, False, True])
+    length = np.array([10, 500, 20])
+    assert mean_success_length(success, length) == 15.0
+    assert mean_success_length(np.zeros(2, bool), np.array([1, 2])) is None

@@ -1,0 +1,117 @@
+"""CLI smoke runs at tiny sizes, and one-line errors on bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from habc.cli import main
+from habc.episodes.store import EpisodeStore
+from habc.policy.config import PolicyConfig
+from habc.policy.policy import FlowMatchingPolicy
+
+TINY_POLICY = ["--policy.hidden-dim", "32", "--policy.num-blocks", "1",
+               "--policy.chunk-horizon", "4", "--policy.exec-horizon", "2",
+               "--policy.num-inference-steps", "2"]
+
+
+def habc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "habc.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_collect_train_eval_end_to_end(tmp_path):
+    demos, run = tmp_path / "demos", tmp_path / "run"
+    r = habc("collect", "--task", "reach", "--out", str(demos), "--num-episodes", "3",
+             "--action-noise", "0.1", "--max-steps", "150")
+    assert r.returncode == 0, r.stderr
+    arrays = EpisodeStore.open(demos).read()
+    assert arrays.num_episodes == 3 and arrays.success.all()
+    assert set(arrays.source) == {"demo"} and (arrays.controller == 1).all()
+
+    r = habc("train", "--datasets", str(demos), "--run-dir", str(run), "--steps", "30",
+             "--batch-size", "16", "--ckpt-every", "20", "--log-every", "10", *TINY_POLICY)
+    assert r.returncode == 0, r.stderr
+    assert (run / "checkpoints/last/model.safetensors").exists()
+    assert (run / "checkpoints/step_000020/config.json").exists()
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    log = (run / "train_log.csv").read_text().splitlines()
+    assert log[0] == "step,loss,lr,grad_norm,samples_per_s" and len(log) == 4
+
+    out = tmp_path / "eval.json"
+    r = habc("eval", "--checkpoint", str(run / "checkpoints/last"), "--num-trials", "3",
+             "--workers", "2", "--max-steps", "20", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    for key in ("success_rate", "ci95_low", "ci95_high", "n_trials", "mean_success_length",
+                "task", "checkpoint"):
+        assert key in result
+    assert result["n_trials"] == 3 and result["task"] == "reach"
+    assert [t["seed"] for t in result["trials"]] == [1_000_000, 1_000_001, 1_000_002]
+    assert all(1 <= t["length"] <= 20 for t in result["trials"])
+    assert result["ci95_low"] <= result["success_rate"] <= result["ci95_high"]
+
+
+def test_train_resumes_from_last_checkpoint(tmp_path):
+    demos = tmp_path / "demos"
+    assert main(["collect", "--task", "reach", "--out", str(demos), "--num-episodes", "2",
+                 "--max-steps", "150"]) == 0
+    args = ["train", "--datasets", str(demos), "--run-dir", str(tmp_path / "run"),
+            "--batch-size", "8", "--log-every", "5", *TINY_POLICY]
+    assert main([*args, "--steps", "10"]) == 0
+    assert main([*args, "--steps", "20"]) == 0
+    steps = [int(line.split(",")[0])
+             for line in (tmp_path / "run/train_log.csv").read_text().splitlines()[1:]]
+    assert steps == [5, 10, 15, 20]
+    cfg = json.loads((tmp_path / "run/checkpoints/last/config.json").read_text())
+    assert cfg["meta"]["step"] == 20
+
+
+def test_pipeline_tiny(tmp_path):
+    r = habc("pipeline", "--task", "reach", "--run-dir", str(tmp_path), "--num-demos", "2",
+             "--train-steps", "10", "--batch-size", "8", "--eval-trials", "2", "--workers", "1",
+             *TINY_POLICY)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["sft"]["n_trials"] == 2
+    assert "success" in r.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["collect", "--task", "peg-insrt-side", "--out", "x"], "did you mean peg-insert-side"),
+    (["train", "--datasets", "/nonexistent/ds", "--run-dir", "r"], "no episode store"),
+    (["collect", "--task", "reach", "--out", "x", "--num-episodes", "0"], "num_episodes"),
+    (["eval", "--checkpoint", "/nonexistent/ckpt"], "not a habc checkpoint"),
+    (["eval", "--checkpoint", "c", "--seeds", "3"], "evaluation seeds"),
+])
+def test_bad_input_gives_one_line_error(args, message):
+    r = habc(*args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("habc: error:") and message in lines[0], \
+        r.stderr
+
+
+def test_checkpoint_that_does_not_fit_task(tmp_path):
+    policy = FlowMatchingPolicy(PolicyConfig(hidden_dim=16, num_blocks=1), 10, 4,
+                                meta={"task": "reach"})
+    policy.normalizer.fit(np.zeros((2, 10), np.float32), -np.ones(4), np.ones(4))
+    policy.save(tmp_path / "ckpt")
+    r = habc("eval", "--checkpoint", str(tmp_path / "ckpt"), "--num-trials", "1",
+             "--workers", "1")
+    assert r.returncode == 2
+    assert "expects state 10/action 4" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_invalid_option_type_is_rejected_by_the_parser():
+    r = habc("collect", "--task", "reach", "--out", "x", "--num-episodes", "many")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_every_subcommand_has_help():
+    for sub in ("pipeline", "collect", "train", "eval", "throughput", "sft-benchmark", "tasks"):
+        r = habc(sub, "--help")
+        assert r.returncode == 0 and "usage" in r.stdout.lower()
