@@ -10,11 +10,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 torch.set_num_threads(1)
 
 
-def make_episode(rng: np.random.Generator, length: int, *, source: EpisodeSource = EpisodeSource.DEMO,
-                 success: bool = True, seed: int = 0, task: str = "reach",
+def make_episode(rng: np.random.Generator, length: int, *,
+                 source: EpisodeSource = EpisodeSource.DEMO, success: bool = True,
+                 seed: int = 0, task: str = "reach",
                  human_span: tuple[int, int] | None = None, state_dim: int = 39) -> Episode:
-    controller = np.full(length, Controller.HUMAN if source is EpisodeSource.DEMO else Controller.POLICY,
-                         dtype=np.int8)
+    first = Controller.HUMAN if source is EpisodeSource.DEMO else Controller.POLICY
+    controller = np.full(length, first, dtype=np.int8)
     if human_span is not None:
         controller[human_span[0]:human_span[1]] = Controller.HUMAN
     version = np.where(controller == Controller.POLICY, 3, -1).astype(np.int32)

@@ -111,14 +111,14 @@ def test_truncated_file_error_names_file(tmp_path, rng):
     store.append([make_episode(rng, 5)])
     data = tmp_path / "ds/data/chunk-000/file-000.parquet"
     data.write_bytes(data.read_bytes()[:50])
-    with pytest.raises(StoreError, match="file-000.parquet"):
+    with pytest.raises(StoreError, match=r"file-000\.parquet"):
         EpisodeStore.open(tmp_path / "ds").read()
 
 
 def test_corrupt_info_error_names_file(tmp_path, rng):
     new_store(tmp_path / "ds")
     (tmp_path / "ds/meta/info.json").write_text("{not json")
-    with pytest.raises(StoreError, match="info.json"):
+    with pytest.raises(StoreError, match=r"info\.json"):
         EpisodeStore.open(tmp_path / "ds")
 
 

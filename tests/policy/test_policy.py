@@ -35,12 +35,12 @@ def test_save_load_round_trip_gives_identical_samples(tmp_path):
 
 
 def test_checkpoint_errors_name_the_file(tmp_path):
-    with pytest.raises(CheckpointError, match="config.json"):
+    with pytest.raises(CheckpointError, match=r"config\.json"):
         load_policy(tmp_path)
     policy = fitted_policy(np.zeros((4, 5), np.float32))
     policy.save(tmp_path / "ckpt")
     (tmp_path / "ckpt/model.safetensors").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="model.safetensors"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors"):
         load_policy(tmp_path / "ckpt")
 
 

@@ -1,0 +1,165 @@
+"""Intervention-aware credit assignment (SPEC §2) as pure functions over flat episode arrays.
+
+Every frame gets a *kind* and three facts:
+
+| kind | outcome label | efficiency target valid | actor weight before normalisation |
+|---|---|---|---|
+| DEMO | none | only with ``critic_use_demos`` | 1 |
+| AUTONOMOUS (whole episode is policy) | y | y = 1 | HABC weight (failed: the failed rule) |
+| PRE_INTERVENTION (policy, before the last human segment) | none | no | 0 |
+| HUMAN | none, never | y = 1 | 1 (HABC weight with IR) |
+| SUFFIX (policy, after the last human segment) | y | y = 1 | as AUTONOMOUS |
+
+``naive`` credit (the baselines' reading) labels every rollout frame, human ones included, with
+the episode outcome y and treats all of them as outcome-weighted samples.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from habc.episodes.episode import Controller, EpisodeSource
+from habc.episodes.windows import chunk_indices
+
+NO_LABEL = -1
+"""Value of ``outcome_label`` for frames that carry no outcome label."""
+
+
+class FrameKind(enum.IntEnum):
+    """Credit-assignment category of a frame."""
+
+    DEMO = 0
+    AUTONOMOUS = 1
+    PRE_INTERVENTION = 2
+    HUMAN = 3
+    SUFFIX = 4
+
+
+@dataclass(frozen=True)
+class CreditLabels:
+    """Per-frame credit facts (N frames).
+
+    Attributes:
+        kind: (N,) int8 ``FrameKind``.
+        outcome_label: (N,) int8 y in {0, 1}, or ``NO_LABEL``.
+        succ_target_valid: (N,) bool, True where the efficiency head trains.
+        episode_success: (N,) bool outcome y of the frame's episode.
+        steps_to_end: (N,) int64 ``T - 1 - t``: 0 on the last step of the episode.
+
+    """
+
+    kind: npt.NDArray[np.int8]
+    outcome_label: npt.NDArray[np.int8]
+    succ_target_valid: npt.NDArray[np.bool_]
+    episode_success: npt.NDArray[np.bool_]
+    steps_to_end: npt.NDArray[np.int64]
+
+
+def segment_ids(controller: npt.NDArray[np.integer], episode_starts: npt.NDArray[np.int64]) \
+        -> npt.NDArray[np.int64]:
+    """Index of each frame's segment (maximal run of one controller within one episode).
+
+    Args:
+        controller: (N,) controller per frame.
+        episode_starts: (E,) first frame of each episode.
+
+    Returns:
+        (N,) segment ids 0, 1, 2, ... increasing along the frames.
+
+    """
+    new = np.zeros(len(controller), dtype=bool)
+    if len(controller):
+        new[0] = True
+        new[1:] = controller[1:] != controller[:-1]
+        new[episode_starts] = True
+    return np.cumsum(new) - 1
+
+
+def last_human_index(controller: npt.NDArray[np.integer], episode_starts: npt.NDArray[np.int64],
+                     episode_ends: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Global index of each episode's last human step, or -1 when it has none: (E,)."""
+    human_at = np.where(controller == Controller.HUMAN, np.arange(len(controller)), -1)
+    out = np.full(len(episode_starts), -1, dtype=np.int64)
+    nonempty = episode_ends > episode_starts
+    out[nonempty] = np.maximum.reduceat(human_at, episode_starts[nonempty])
+    return out
+
+
+def assign_credit(
+    controller: npt.NDArray[np.integer],
+    episode_starts: npt.NDArray[np.int64],
+    episode_ends: npt.NDArray[np.int64],
+    episode_source: npt.NDArray[np.str_],
+    episode_success: npt.NDArray[np.bool_],
+    *,
+    naive: bool = False,
+    critic_use_demos: bool = False,
+) -> CreditLabels:
+    """Label every frame per SPEC §2.
+
+    Args:
+        controller: (N,) ``Controller`` per frame.
+        episode_starts: (E,) first frame of each episode.
+        episode_ends: (E,) exclusive end of each episode.
+        episode_source: (E,) ``EpisodeSource`` values.
+        episode_success: (E,) outcome y.
+        naive: label every rollout frame with y (baselines / ablation).
+        critic_use_demos: let demo frames train the efficiency head (demos are successes).
+
+    Returns:
+        The per-frame ``CreditLabels``.
+
+    """
+    lengths = episode_ends - episode_starts
+    frame_ep = np.repeat(np.arange(len(lengths)), lengths)
+    idx = np.arange(len(controller))
+    is_demo = (episode_source == str(EpisodeSource.DEMO))[frame_ep]
+    y = episode_success[frame_ep]
+    human = controller == Controller.HUMAN
+    last_human = last_human_index(controller, episode_starts, episode_ends)[frame_ep]
+
+    kind = np.full(len(controller), FrameKind.AUTONOMOUS, dtype=np.int8)
+    kind[(last_human >= 0) & (idx > last_human)] = FrameKind.SUFFIX
+    kind[(last_human >= 0) & (idx < last_human) & ~human] = FrameKind.PRE_INTERVENTION
+    kind[human] = FrameKind.HUMAN
+    kind[is_demo] = FrameKind.DEMO
+
+    if naive:
+        labelled = ~is_demo
+        succ_valid = ~is_demo & y
+    else:
+        labelled = np.isin(kind, [FrameKind.AUTONOMOUS, FrameKind.SUFFIX])
+        succ_valid = np.isin(kind, [FrameKind.AUTONOMOUS, FrameKind.SUFFIX, FrameKind.HUMAN]) & y
+    if critic_use_demos:
+        succ_valid = succ_valid | is_demo
+    outcome = np.where(labelled, y.astype(np.int8), np.int8(NO_LABEL)).astype(np.int8)
+    return CreditLabels(kind=kind, outcome_label=outcome, succ_target_valid=succ_valid,
+                        episode_success=y, steps_to_end=episode_ends[frame_ep] - 1 - idx)
+
+
+def intervention_min_steps(horizon: int) -> int:
+    """``m = ceil(H / 5)``: human steps a chunk needs to be an intervention window (SPEC §1)."""
+    return math.ceil(horizon / 5)
+
+
+def human_steps_in_chunk(anchors: npt.NDArray[np.int64], controller: npt.NDArray[np.integer],
+                         episode_ends: npt.NDArray[np.int64],
+                         frame_episode: npt.NDArray[np.int64], horizon: int) \
+        -> npt.NDArray[np.int64]:
+    """Number of real (non-padded) human steps in the chunk of each anchor: (B,)."""
+    idx, valid = chunk_indices(anchors, episode_ends, frame_episode, horizon)
+    return np.sum((controller[idx] == Controller.HUMAN) & valid, axis=1)
+
+
+def intervention_windows(anchors: npt.NDArray[np.int64], controller: npt.NDArray[np.integer],
+                         episode_ends: npt.NDArray[np.int64],
+                         frame_episode: npt.NDArray[np.int64], horizon: int,
+                         min_human: int | None = None) -> npt.NDArray[np.bool_]:
+    """True for windows whose chunk holds at least ``m`` human steps (default ceil(H/5)): (B,)."""
+    m = intervention_min_steps(horizon) if min_human is None else min_human
+    return human_steps_in_chunk(anchors, controller, episode_ends, frame_episode, horizon) >= m

@@ -1,0 +1,1 @@
+"""Weighting: advantages, the gate, bounded weights, and the weighting rules of every method."""

@@ -1,0 +1,123 @@
+"""Advantages, gate and bounded weights (SPEC §4) as small pure tensor functions.
+
+All inputs are per-sample tensors of shape (B,).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def next_values_at_episode_end(v_next: Tensor, e_next: Tensor, *, next_exists: Tensor,
+                               episode_success: Tensor, e_last: Tensor, v_max: float) \
+        -> tuple[Tensor, Tensor]:
+    """Fixed values for ``o_{t+k}`` when ``t + k`` lies past the episode's last step.
+
+    Success: ``v := v_max``, ``e := 0``. Failure or time-out: ``v := -v_max``,
+    ``e := e(o_{T-1})``.
+
+    Args:
+        v_next: (B,) viability logits of ``o_{t+k}`` (ignored where it does not exist).
+        e_next: (B,) steps-to-success of ``o_{t+k}`` (likewise).
+        next_exists: (B,) bool, True where ``t + k <= T - 1``.
+        episode_success: (B,) bool outcome of the sample's episode.
+        e_last: (B,) ``e(o_{T-1})`` of the sample's episode.
+        v_max: logit cap.
+
+    Returns:
+        (v_next, e_next) with the episode-end values filled in.
+
+    """
+    v_end = torch.where(episode_success, torch.full_like(v_next, v_max),
+                        torch.full_like(v_next, -v_max))
+    e_end = torch.where(episode_success, torch.zeros_like(e_next), e_last)
+    return torch.where(next_exists, v_next, v_end), torch.where(next_exists, e_next, e_end)
+
+
+def viability_advantage(v_t: Tensor, v_next: Tensor) -> Tensor:
+    """``A_v = v(o_{t+k}) - v(o_t)``, a change of viability logit (zero per-step reward)."""
+    return v_next - v_t
+
+
+def efficiency_advantage(e_t: Tensor, e_next: Tensor, k: int) -> Tensor:
+    """``A_e = e(o_t) - k - e(o_{t+k})``: positive when progress beats one step per step."""
+    return e_t - k - e_next
+
+
+def gate_linear(v_t: Tensor) -> Tensor:
+    """``g = sg(sigmoid(v(o_t)))``: the current viability probability."""
+    return torch.sigmoid(v_t).detach()
+
+
+def gate_sigmoid(v_t: Tensor, *, threshold: float, temperature: float) -> Tensor:
+    """``g = sigmoid((p - tau_g) / T_g)`` with ``p = sigmoid(v(o_t))``, stop-gradient."""
+    p = torch.sigmoid(v_t)
+    return torch.sigmoid((p - threshold) / temperature).detach()
+
+
+def merged_advantage(a_v: Tensor, a_e: Tensor, gate: Tensor, scale_v: float,
+                     scale_e: float) -> Tensor:
+    """``A = (1 - g) A_v / s_v + g A_e / s_e``."""
+    return (1.0 - gate) * a_v / scale_v + gate * a_e / scale_e
+
+
+def bounded_weight(advantage: Tensor, *, beta: float, w_min: float, w_max: float) -> Tensor:
+    """``w~ = clip(exp(A / beta), w_min, w_max)``."""
+    return torch.exp(advantage / beta).clamp(w_min, w_max)
+
+
+def unit_mean_normalise(w_tilde: Tensor, valid: Tensor) -> tuple[Tensor, bool]:
+    """``w = w~ / mean_valid(w~)`` on valid samples, 0 elsewhere.
+
+    Args:
+        w_tilde: (B,) pre-normalisation weights.
+        valid: (B,) bool ``actor_valid``.
+
+    Returns:
+        (weights (B,), skipped): ``skipped`` is True when every valid ``w~`` is 0 (or no sample
+        is valid); the weights are then all 0 and the batch should be skipped.
+
+    """
+    w = torch.where(valid, w_tilde, torch.zeros_like(w_tilde))
+    n_valid = valid.sum()
+    total = w.sum()
+    if n_valid == 0 or total <= 0:
+        return torch.zeros_like(w), True
+    return w / (total / n_valid), False
+
+
+class RunningScale:
+    """EMA of an advantage's standard deviation over recent valid samples (starts at 1)."""
+
+    def __init__(self, momentum: float = 0.01, floor: float = 1e-3) -> None:
+        self.momentum = momentum
+        self.floor = floor
+        self.mean = 0.0
+        self.var = 1.0
+        self.initialised = False
+
+    def update(self, values: Tensor) -> float:
+        """Fold in a batch (B,) of valid advantages; return the current scale."""
+        if values.numel() >= 2:
+            m, v = float(values.mean()), float(values.var(unbiased=False))
+            if not self.initialised:
+                self.mean, self.var, self.initialised = m, v, True
+            else:
+                self.mean += self.momentum * (m - self.mean)
+                self.var += self.momentum * (v - self.var)
+        return self.scale
+
+    @property
+    def scale(self) -> float:
+        """Current standard deviation (at least ``floor``)."""
+        return max(self.var ** 0.5, self.floor)
+
+    def state(self) -> dict[str, float]:
+        """Serialisable state."""
+        return {"mean": self.mean, "var": self.var, "initialised": float(self.initialised)}
+
+    def load(self, state: dict[str, float]) -> None:
+        """Restore from ``state()``."""
+        self.mean, self.var = state["mean"], state["var"]
+        self.initialised = bool(state["initialised"])

@@ -1,0 +1,81 @@
+"""Hand-computed cases for SPEC §4."""
+
+import math
+
+import pytest
+import torch
+
+from habc.weighting import advantages as adv
+
+t = torch.tensor
+
+
+def test_viability_and_efficiency_advantages():
+    assert torch.allclose(adv.viability_advantage(t([0.5, -1.0]), t([1.5, -2.0])), t([1.0, -1.0]))
+    # A_e = e_t - k - e_next: 10 - 1 - 8 = 1 (faster than expected); 10 - 1 - 9.5 = -0.5
+    assert torch.allclose(adv.efficiency_advantage(t([10.0, 10.0]), t([8.0, 9.5]), 1),
+                          t([1.0, -0.5]))
+    assert torch.allclose(adv.efficiency_advantage(t([10.0]), t([6.0]), 3), t([1.0]))
+
+
+def test_episode_end_values():
+    v_next, e_next = t([0.3, 0.3, 0.3]), t([4.0, 4.0, 4.0])
+    exists = t([True, False, False])
+    success = t([False, True, False])
+    e_last = t([9.0, 9.0, 7.0])
+    v, e = adv.next_values_at_episode_end(v_next, e_next, next_exists=exists,
+                                          episode_success=success, e_last=e_last, v_max=6.0)
+    assert torch.allclose(v, t([0.3, 6.0, -6.0]))
+    assert torch.allclose(e, t([4.0, 0.0, 7.0]))
+
+
+def test_gates():
+    v = t([0.0, math.log(3.0)])  # p = 0.5, 0.75
+    assert torch.allclose(adv.gate_linear(v), t([0.5, 0.75]))
+    # sigmoid((p - 0.7) / 0.1): p = 0.5 -> sigmoid(-2), p = 0.75 -> sigmoid(0.5)
+    g = adv.gate_sigmoid(v, threshold=0.7, temperature=0.1)
+    assert torch.allclose(g, torch.sigmoid(t([-2.0, 0.5])))
+    assert not adv.gate_linear(v.requires_grad_()).requires_grad
+
+
+def test_merged_advantage():
+    # (1 - 0.25) * 2 / 2 + 0.25 * 3 / 0.5 = 0.75 + 1.5
+    got = adv.merged_advantage(t([2.0]), t([3.0]), t([0.25]), scale_v=2.0, scale_e=0.5)
+    assert torch.allclose(got, t([2.25]))
+    # HABC-V: g = 0 -> A_v / s_v only
+    got = adv.merged_advantage(t([2.0]), t([100.0]), t([0.0]), scale_v=4.0, scale_e=1.0)
+    assert torch.allclose(got, t([0.5]))
+
+
+def test_bounded_weight_clipping():
+    a = t([0.0, math.log(2.0), 10.0, -50.0])
+    w = adv.bounded_weight(a, beta=1.0, w_min=0.0, w_max=5.0)
+    assert torch.allclose(w, t([1.0, 2.0, 5.0, math.exp(-50.0)]))
+    w = adv.bounded_weight(t([math.log(4.0)]), beta=2.0, w_min=0.5, w_max=5.0)
+    assert torch.allclose(w, t([2.0]))
+    low = adv.bounded_weight(t([-50.0]), beta=1.0, w_min=0.1, w_max=5.0)
+    assert low.item() == pytest.approx(0.1)
+
+
+def test_unit_mean_normalisation_with_invalid_samples():
+    w_tilde = t([1.0, 3.0, 100.0, 0.0])
+    valid = t([True, True, False, True])
+    w, skipped = adv.unit_mean_normalise(w_tilde, valid)
+    # mean over valid = (1 + 3 + 0) / 3 = 4/3
+    assert not skipped
+    assert torch.allclose(w, t([0.75, 2.25, 0.0, 0.0]))
+    assert torch.isclose(w[valid].mean(), t(1.0))
+
+
+def test_all_zero_batch_is_skipped():
+    w, skipped = adv.unit_mean_normalise(t([0.0, 0.0, 5.0]), t([True, True, False]))
+    assert skipped and w.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_running_scale():
+    s = adv.RunningScale(momentum=0.5)
+    assert s.scale == 1.0
+    s.update(t([1.0, -1.0]))  # first batch sets var = 1
+    assert s.scale == 1.0
+    s.update(t([3.0, -3.0]))  # var <- 1 + 0.5 * (9 - 1) = 5
+    assert abs(s.scale - 5 ** 0.5) < 1e-6
