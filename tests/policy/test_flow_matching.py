@@ -41,9 +41,8 @@ def test_per_sample_loss_with_no_valid_entry_is_zero():
 def test_weighted_loss_divides_by_valid_count():
     losses = torch.tensor([7.5, 2.5, 5.0])
     weights = torch.tensor([2.0, 0.0, 1.0])
-    valid = torch.tensor([True, False, True])
-    # (2 * 7.5 + 0 + 1 * 5) / 2 = 10
-    assert fm.weighted_loss(losses, weights, valid).item() == 10.0
+    # samples 0 and 2 valid: (2 * 7.5 + 0 + 1 * 5) / 2 = 10
+    assert fm.weighted_loss(losses, weights, n_valid=2).item() == 10.0
 
 
 def test_euler_sample_constant_and_linear_velocity():

@@ -50,7 +50,6 @@ class CreditLabels:
         succ_target_valid: (N,) bool, True where the efficiency head trains.
         episode_success: (N,) bool outcome y of the frame's episode.
         steps_to_end: (N,) int64 ``T - 1 - t``: 0 on the last step of the episode.
-
     """
 
     kind: npt.NDArray[np.int8]
@@ -70,7 +69,6 @@ def segment_ids(controller: npt.NDArray[np.integer], episode_starts: npt.NDArray
 
     Returns:
         (N,) segment ids 0, 1, 2, ... increasing along the frames.
-
     """
     new = np.zeros(len(controller), dtype=bool)
     if len(controller):
@@ -113,7 +111,6 @@ def assign_credit(
 
     Returns:
         The per-frame ``CreditLabels``.
-
     """
     lengths = episode_ends - episode_starts
     frame_ep = np.repeat(np.arange(len(lengths)), lengths)

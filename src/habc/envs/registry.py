@@ -42,7 +42,6 @@ class TaskSpec:
         action_low: lower action bound (every dimension).
         action_high: upper action bound (every dimension).
         suite: which simulator suite provides the task.
-
     """
 
     name: str
@@ -73,7 +72,6 @@ def get_task(name: str) -> TaskSpec:
 
     Raises:
         UnknownTaskError: with the closest names, when ``name`` is not a task.
-
     """
     short = name.strip().lower().removesuffix("-v3")
     names = _metaworld_names()

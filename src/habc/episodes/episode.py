@@ -53,7 +53,6 @@ class Episode:
         prompt: language task prompt (stored as the LeRobot task string).
         seed: environment seed that fixed the initial layout.
         images: optional camera frames, name -> (T, H, W, 3) uint8.
-
     """
 
     state: npt.NDArray[np.float32]

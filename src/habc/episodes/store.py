@@ -72,7 +72,6 @@ class StoreArrays:
         source: (E,) str.
         seed: (E,) int64.
         task: (E,) str registry names.
-
     """
 
     state: npt.NDArray[np.float32]

@@ -28,7 +28,6 @@ def chunk_indices(
     Returns:
         indices: (B, H) frame indices ``t + j``, clipped to the last frame of ``t``'s episode.
         valid: (B, H) True where ``t + j`` is inside the episode (False = padding).
-
     """
     raw = anchors[:, None] + np.arange(horizon, dtype=np.int64)[None, :]
     end = episode_ends[frame_episode[anchors]][:, None]

@@ -19,7 +19,6 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) \
 
     Returns:
         (low, high) bounds in [0, 1].
-
     """
     if trials < 1 or not 0 <= successes <= trials:
         raise ValueError(f"need 0 <= successes <= trials and trials >= 1, got {successes}/{trials}")

@@ -23,7 +23,6 @@ class WindowBatch:
         obs: observations o_t.
         actions: (B, H, A) raw action chunks a_{t:t+H}, padded past the episode end.
         valid: (B, H, A) bool; False on padded chunk steps.
-
     """
 
     anchors: npt.NDArray[np.int64]

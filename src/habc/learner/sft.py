@@ -176,9 +176,8 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
             anchors = rng.integers(0, arrays.num_frames, size=config.batch_size)
             batch = gather_windows(arrays, anchors, config.policy.chunk_horizon, task.prompt)
             losses_i = policy.per_sample_loss(batch.obs, batch.actions, batch.valid, generator)
-            sample_valid = torch.ones(len(anchors), dtype=torch.bool)
-            weights = sample_valid.float()  # SFT: every demo window has weight 1
-            loss = fm.weighted_loss(losses_i, weights, sample_valid)
+            weights = torch.ones(len(anchors))  # SFT: every demo window has weight 1
+            loss = fm.weighted_loss(losses_i, weights, n_valid=len(anchors))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(policy.parameters(),

@@ -28,7 +28,6 @@ def sample_flow_time(batch: int, *, alpha: float = 1.5, beta: float = 1.0,
 
     Returns:
         (B,) float32 times in (0, 1).
-
     """
     # Beta via two Gamma draws so that a generator can be passed.
     shape_a = torch.full((batch,), alpha)
@@ -48,7 +47,6 @@ def interpolate(actions: Tensor, noise: Tensor, tau: Tensor) -> Tensor:
 
     Returns:
         (B, H, A) ``x_tau = tau * eps + (1 - tau) * a``.
-
     """
     t = tau[:, None, None]
     return t * noise + (1.0 - t) * actions
@@ -69,26 +67,24 @@ def per_sample_loss(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
 
     Returns:
         (B,) per-sample loss ``l_i``; 0 for a sample with no valid entry.
-
     """
     mask = valid.to(pred.dtype)
     sq = (pred - target).pow(2) * mask
     return sq.sum(dim=(1, 2)) / mask.sum(dim=(1, 2)).clamp_min(1.0)
 
 
-def weighted_loss(losses: Tensor, weights: Tensor, sample_valid: Tensor) -> Tensor:
+def weighted_loss(losses: Tensor, weights: Tensor, n_valid: float) -> Tensor:
     """Batch loss ``L = sum_i w_i l_i / sum_i [valid_i]`` (SPEC §5).
 
     Args:
         losses: (B,) per-sample losses.
         weights: (B,) weights, unit-mean over the valid samples, 0 for invalid ones.
-        sample_valid: (B,) bool.
+        n_valid: number of valid samples ``sum_i [valid_i]``.
 
     Returns:
         scalar loss.
-
     """
-    return (weights * losses).sum() / sample_valid.sum().clamp_min(1)
+    return (weights * losses).sum() / max(n_valid, 1.0)
 
 
 def euler_sample(velocity: Callable[[Tensor, Tensor], Tensor], noise: Tensor,
@@ -102,7 +98,6 @@ def euler_sample(velocity: Callable[[Tensor, Tensor], Tensor], noise: Tensor,
 
     Returns:
         (B, H, A) sample ``x_0``.
-
     """
     x = noise
     dt = 1.0 / num_steps

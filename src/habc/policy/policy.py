@@ -35,7 +35,6 @@ class Observation:
         state: (B, S) raw proprio/state.
         prompt: task prompt; single-task state policies ignore it, language backends use it.
         images: camera name -> (B, H, W, 3) uint8; this state-only policy refuses them.
-
     """
 
     state: Tensor
@@ -87,7 +86,6 @@ class FlowMatchingPolicy(nn.Module):
 
         Returns:
             (B,) per-sample losses ``l_i``.
-
         """
         a = self.normalizer.action(actions)
         noise = torch.randn(a.shape, generator=generator, dtype=a.dtype)
@@ -131,7 +129,6 @@ def load_policy(directory: Path) -> FlowMatchingPolicy:
 
     Raises:
         CheckpointError: naming the file, if it is missing or corrupt.
-
     """
     directory = Path(directory)
     cfg_path, w_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE

@@ -27,7 +27,6 @@ def next_values_at_episode_end(v_next: Tensor, e_next: Tensor, *, next_exists: T
 
     Returns:
         (v_next, e_next) with the episode-end values filled in.
-
     """
     v_end = torch.where(episode_success, torch.full_like(v_next, v_max),
                         torch.full_like(v_next, -v_max))
@@ -77,7 +76,6 @@ def unit_mean_normalise(w_tilde: Tensor, valid: Tensor) -> tuple[Tensor, bool]:
     Returns:
         (weights (B,), skipped): ``skipped`` is True when every valid ``w~`` is 0 (or no sample
         is valid); the weights are then all 0 and the batch should be skipped.
-
     """
     w = torch.where(valid, w_tilde, torch.zeros_like(w_tilde))
     n_valid = valid.sum()

@@ -1,0 +1,1 @@
+"""Critics: the dual-head critic (viability + efficiency) and the distributional value for recap."""
