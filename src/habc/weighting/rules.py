@@ -57,8 +57,15 @@ class WeightInputs:
 class WeightingRule(Protocol):
     """A weighting rule: pre-normalisation weights, normalised over valid samples."""
 
-    critic: Literal["none", "dual", "distributional"]
-    naive_credit: bool
+    @property
+    def critic(self) -> Literal["none", "dual", "distributional"]:
+        """Which critic the rule needs."""
+        ...
+
+    @property
+    def naive_credit(self) -> bool:
+        """Whether the rule's critic learns from naive (every-step) outcome labels."""
+        ...
 
     def __call__(self, inputs: WeightInputs) -> tuple[Tensor, dict[str, float]]:
         """Return (weights (B,), stats)."""
