@@ -18,6 +18,7 @@ from rich.console import Console
 from habc.errors import HabcError
 from habc.evaluation.evaluate import EvalConfig
 from habc.evaluation.throughput import ThroughputConfig
+from habc.experiments.online import OnlineConfig
 from habc.experiments.pipeline import PipelineConfig
 from habc.experiments.sft_benchmark import SftBenchmarkConfig
 from habc.learner.sft import TrainConfig
@@ -31,6 +32,7 @@ class TasksConfig:
 
 Command = (
     Annotated[PipelineConfig, tyro.conf.subcommand("pipeline")]
+    | Annotated[OnlineConfig, tyro.conf.subcommand("online")]
     | Annotated[CollectConfig, tyro.conf.subcommand("collect")]
     | Annotated[TrainConfig, tyro.conf.subcommand("train")]
     | Annotated[EvalConfig, tyro.conf.subcommand("eval")]
@@ -46,6 +48,12 @@ def run(command: object, console: Console) -> None:
         from habc.experiments.pipeline import run_pipeline
 
         run_pipeline(command, console)
+    elif isinstance(command, OnlineConfig):
+        from habc.experiments.online import run_online
+
+        summary = run_online(command, console)
+        curve = " -> ".join(f"{s:.0%}" for s in summary["success_by_round"])
+        console.print(f"{summary['method']} on {summary['task']}: success by round {curve}")
     elif isinstance(command, CollectConfig):
         from habc.rollout.collect import collect_demos
 

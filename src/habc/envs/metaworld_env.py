@@ -7,7 +7,8 @@ gives the same layout on any env object, whatever ran before.
 
 Observation: ``{"state": (39,) float32}`` with the goal position visible (the MT1 convention).
 ``terminated`` is True on success; ``truncated`` is True at the step limit. ``info["success"]``
-is the normalised success signal.
+is the normalised success signal; ``info["progress"]`` is a privileged task-progress signal in
+[0, 1] (Meta-World's shaped reward / 10), for the simulated operator only.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[np.float32]], npt.NDArray[n
         raw, _ = self.sim.reset()
         self._raw = raw
         self._steps = 0
-        return {"state": raw.astype(np.float32)}, {"success": False}
+        return {"state": raw.astype(np.float32)}, {"success": False, "progress": 0.0}
 
     def step(
         self, action: npt.NDArray[np.float32]
@@ -97,7 +98,7 @@ class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[np.float32]], npt.NDArray[n
         self._steps += 1
         success = bool(sim_info["success"])
         truncated = not success and self._steps >= self.max_steps
-        info = {"success": success}
+        info = {"success": success, "progress": float(np.clip(reward / 10.0, 0.0, 1.0))}
         return {"state": raw.astype(np.float32)}, float(reward), success, truncated, info
 
     def close(self) -> None:

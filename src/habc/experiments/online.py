@@ -1,0 +1,354 @@
+"""Online rounds (SPEC §9), synchronous mode: rollouts with the operator -> train -> evaluate.
+
+Run directory::
+
+    config.json
+    rollouts/                 episode store of every rollout (tagged with its policy version)
+    policies/v000/            the SFT checkpoint the run started from (version 0)
+    policies/vRRR/            the policy after round RRR (it collects round RRR + 1)
+    learner/latest/           actor, critic, optimisers, counters (saved every ckpt_every steps)
+    rounds/round_RRR.json     per-round evaluation, rollout and weight statistics
+    tb/                       TensorBoard scalars
+    summary.json
+
+The boundary between rollouts and learner is the store plus versioned policy directories:
+rollout workers only read ``policies/vRRR`` and write tagged episodes; the learner only reads
+the store. An asynchronous mode can run both sides concurrently without changing either.
+
+Killing the process at any point and re-running the same command resumes: episodes already in
+the store are not collected again, training continues from ``learner/latest``, and finished
+rounds are skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing as mp
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from habc.envs.registry import check_train_seeds, get_task, make_env, make_expert
+from habc.episodes.episode import Controller, Episode, EpisodeSource
+from habc.episodes.store import EpisodeStore, open_stores
+from habc.errors import ConfigError
+from habc.evaluation.evaluate import EvalConfig, check_fits, evaluate, format_result
+from habc.learner.online import LearnerConfig, OnlineLearner, prepare_data
+from habc.policy.policy import load_policy
+from habc.rollout.actors import PolicyActor
+from habc.rollout.operator import OperatorConfig, SimulatedOperator
+from habc.rollout.runner import run_episode
+from habc.weighting.rules import RULES, HabcRule, RecapRule, WeightingRule
+
+Method = Literal["sft", "dagger", "recap", "habc_v", "habc", "habc_ir"]
+METHODS: tuple[str, ...] = ("sft", "dagger", "recap", "habc_v", "habc", "habc_ir")
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """Online fine-tuning rounds from an SFT checkpoint, with a simulated operator."""
+
+    sft_checkpoint: Path
+    """SFT checkpoint directory to start from (e.g. RUN/checkpoints/last)."""
+    run_dir: Path
+    """Output directory of this online run."""
+    method: Method = "habc"
+    """Weighting rule / baseline: sft, dagger, recap, habc_v, habc, habc_ir."""
+    demos: tuple[Path, ...] = ()
+    """Demo datasets; default: the datasets recorded in the SFT checkpoint."""
+    rounds: int = 3
+    """Online rounds to run (in total, counting rounds already done)."""
+    initial_rounds: int = 3
+    """Rounds of the initial phase; habc_ir turns intervention reweighting on after them."""
+    rollouts_per_round: int = 20
+    """Rollout episodes collected per round (sft collects none)."""
+    steps_per_round: int = 1000
+    """Learner steps per round."""
+    eval_trials: int = 50
+    """Evaluation trials per round."""
+    workers: int = 2
+    """Parallel processes for rollouts and evaluation."""
+    seed: int = 0
+    """Seed of sampling, noise and the operator."""
+    rollout_seed_base: int = 10_000
+    """Round r uses training seeds rollout_seed_base + (r - 1) * rollouts_per_round + i."""
+    ckpt_every: int = 250
+    """Save the learner every this many steps (resume point)."""
+    log_every: int = 50
+    """Write TensorBoard scalars every this many steps."""
+    num_threads: int = 1
+    """torch CPU threads of the learner (1: other processes share the 2 cores)."""
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
+    """Simulated operator."""
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    """Learner."""
+    habc: HabcRule = field(default_factory=lambda: HabcRule(warmup_steps=500))
+    """HABC rule options (habc, habc_ir; habc_v uses them with gate=zero). Sim preset: warm-up
+    scaled with the round length (SPEC default 2000 at the paper's 6k steps per round)."""
+    recap: RecapRule = field(default_factory=RecapRule)
+    """Recap rule options."""
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "rollouts_per_round", "steps_per_round", "eval_trials",
+                     "workers", "ckpt_every", "log_every", "num_threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1")
+        if self.initial_rounds < 0:
+            raise ConfigError("initial_rounds must be >= 0")
+        last = self.rollout_seed_base + self.rounds * self.rollouts_per_round - 1
+        check_train_seeds([self.rollout_seed_base, last])
+
+    def rule(self) -> WeightingRule:
+        """The weighting rule of ``method``."""
+        if self.method in ("habc", "habc_ir"):
+            return self.habc
+        if self.method == "habc_v":
+            return dataclasses.replace(self.habc, gate="zero")
+        if self.method == "recap":
+            return self.recap
+        return RULES[self.method]
+
+    def round_seeds(self, r: int) -> list[int]:
+        """Training seeds of round r (1-based)."""
+        first = self.rollout_seed_base + (r - 1) * self.rollouts_per_round
+        return list(range(first, first + self.rollouts_per_round))
+
+
+# ---------------------------------------------------------------------------------- rollouts
+_WORKER: dict[str, Any] = {}
+
+
+def _init_rollout_worker(policy_dir: Path, task: str, operator: OperatorConfig,
+                         seed: int) -> None:
+    torch.set_num_threads(1)
+    spec = get_task(task)
+    policy = load_policy(policy_dir)
+    env = make_env(spec)
+    check_fits(policy, env, policy_dir)
+    _WORKER.update(env=env, policy=policy, seed=seed, version=int(policy.meta["policy_version"]),
+                   operator=SimulatedOperator(operator, make_expert(spec),
+                                              np.random.default_rng(seed)))
+
+
+def _rollout(env_seed: int) -> Episode:
+    env = _WORKER["env"]
+    operator: SimulatedOperator = _WORKER["operator"]
+    operator.rng = np.random.default_rng([_WORKER["seed"], env_seed])
+    actor = PolicyActor(_WORKER["policy"], prompt=env.task.prompt, version=_WORKER["version"],
+                        generator=torch.Generator().manual_seed(_WORKER["seed"] * 7919 + env_seed))
+    return run_episode(env, actor, seed=env_seed, source=EpisodeSource.ROLLOUT,
+                       operator=operator)
+
+
+def collect_rollouts(store: EpisodeStore, policy_dir: Path, task: str, seeds: list[int],
+                     config: OnlineConfig, progress: Progress) -> None:
+    """Collect the rollouts of ``seeds`` not yet in ``store``, appending each as it finishes."""
+    have = set(store.read().seed.tolist()) if store.num_episodes else set()
+    todo = [s for s in seeds if s not in have]
+    if not todo:
+        return
+    bar = progress.add_task("rollouts", total=len(seeds), completed=len(seeds) - len(todo),
+                            name="rollouts", info="")
+    args = (policy_dir, task, config.operator, config.seed)
+    workers = min(config.workers, len(todo))
+    if workers == 1:
+        _init_rollout_worker(*args)
+        for s in todo:
+            store.append([_rollout(s)])
+            progress.advance(bar)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_rollout_worker, initargs=args) as pool:
+            for future in as_completed([pool.submit(_rollout, s) for s in todo]):
+                store.append([future.result()])
+                progress.advance(bar)
+    progress.remove_task(bar)
+
+
+def rollout_summary(store: EpisodeStore, seeds: list[int]) -> dict[str, Any]:
+    """Outcome and operator statistics of the rollouts of one round."""
+    arrays = store.read()
+    mine = np.isin(arrays.seed, seeds)
+    sub = arrays.select(mine)
+    human = sub.controller == Controller.HUMAN
+    per_ep = np.add.reduceat(human.astype(np.int64), sub.episode_starts) if sub.num_episodes \
+        else np.zeros(0, dtype=np.int64)
+    helped = per_ep > 0
+    failed_unhelped = ~sub.success & ~helped
+    return {
+        "n": int(sub.num_episodes),
+        "success_rate": float(sub.success.mean()) if sub.num_episodes else 0.0,
+        "autonomous_successes": int(np.sum(sub.success & ~helped)),
+        "with_intervention": int(helped.sum()),
+        "intervention_successes": int(np.sum(sub.success & helped)),
+        "unhelped_failures": int(failed_unhelped.sum()),
+        "operator_steps": int(human.sum()),
+        "env_steps": int(sub.num_frames),
+    }
+
+
+# ----------------------------------------------------------------------------------- rounds
+def _policy_dir(run_dir: Path, version: int) -> Path:
+    return run_dir / "policies" / f"v{version:03d}"
+
+
+def run_online(config: OnlineConfig, console: Console | None = None,
+               *, show_progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) the online rounds; return the summary."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    console = console or Console()
+    torch.set_num_threads(config.num_threads)
+    run_dir = Path(config.run_dir)
+    sft = load_policy(config.sft_checkpoint)
+    task = get_task(str(sft.meta.get("task", "")))
+    demos = config.demos or tuple(Path(d) for d in sft.meta.get("datasets", []))
+    if not demos:
+        raise ConfigError("no demo dataset: pass --demos (the checkpoint does not record one)")
+    config_path = run_dir / "config.json"
+    config_json = json.dumps(dataclasses.asdict(config), indent=2, default=str)
+    if config_path.exists() and json.loads(config_path.read_text())["method"] != config.method:
+        raise ConfigError(f"{run_dir} holds a {json.loads(config_path.read_text())['method']} "
+                          "run; use another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(config_json)
+    v0 = _policy_dir(run_dir, 0)
+    if not v0.exists():
+        sft.meta |= {"policy_version": 0}
+        sft.save(v0, **sft.meta)
+    rollouts_dir = run_dir / "rollouts"
+    store = EpisodeStore.open(rollouts_dir) if (rollouts_dir / "meta/info.json").exists() else \
+        EpisodeStore.create(rollouts_dir, state_dim=sft.state_dim, action_dim=sft.action_dim,
+                            fps=make_env(task).fps, robot_type="sawyer")
+
+    learner = OnlineLearner(load_policy(v0), config.rule(), config.learner,
+                            t_max=task.max_steps, method=config.method)
+    latest = run_dir / "learner" / "latest"
+    if (latest / "learner.json").exists():
+        learner.load(latest)
+    writer = SummaryWriter(str(run_dir / "tb"))
+    rounds_dir = run_dir / "rounds"
+    rounds_dir.mkdir(exist_ok=True)
+
+    def eval_policy(version: int) -> dict[str, Any]:
+        return evaluate(EvalConfig(checkpoint=_policy_dir(run_dir, version),
+                                   num_trials=config.eval_trials, workers=config.workers,
+                                   out=run_dir / "eval" / f"v{version:03d}.json",
+                                   sample_seed=config.seed), show_progress=show_progress)
+
+    columns = [TextColumn("[bold]{task.fields[name]}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total} {task.fields[info]}"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    records = []
+    round0 = rounds_dir / "round_000.json"
+    if not round0.exists():
+        result = eval_policy(0)
+        round0.write_text(json.dumps({"round": 0, "method": config.method, "task": task.name,
+                                      "eval": _eval_fields(result)}, indent=2))
+        console.print(f"round 0 (SFT): {format_result(result)}")
+    records.append(json.loads(round0.read_text()))
+
+    for r in range(1, config.rounds + 1):
+        path = rounds_dir / f"round_{r:03d}.json"
+        if path.exists():
+            records.append(json.loads(path.read_text()))
+            continue
+        timing: dict[str, float] = {}
+        seeds = config.round_seeds(r) if config.method != "sft" else []
+        with Progress(*columns, disable=not show_progress, console=console) as progress:
+            start = time.perf_counter()
+            if seeds:
+                collect_rollouts(store, _policy_dir(run_dir, r - 1), task.name, seeds, config,
+                                 progress)
+            timing["collect_s"] = time.perf_counter() - start
+
+            start = time.perf_counter()
+            train_stats: dict[str, float] = {}
+            if learner.round < r:
+                learner.ir_enabled = config.method == "habc_ir" and r > config.initial_rounds
+                stores = [*demos, rollouts_dir] if store.num_episodes else list(demos)
+                data = prepare_data(open_stores(stores), horizon=sft.config.chunk_horizon,
+                                    k=config.learner.advantage_horizon,
+                                    naive=learner.rule.naive_credit,
+                                    critic_use_demos=config.learner.critic.critic_use_demos,
+                                    validation_every=config.learner.recap_validation_every)
+                train_stats = _train_round(learner, data, r, config, writer, latest, progress,
+                                           task.name)
+                learner.round = r
+                learner.save(latest, policy_version=r, task=task.name, round=r)
+            if not _policy_dir(run_dir, r).exists():
+                learner.policy.save(_policy_dir(run_dir, r), **(learner.policy.meta | {
+                    "policy_version": r, "task": task.name, "round": r,
+                    "datasets": [str(d) for d in demos]}))
+            timing["train_s"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        result = eval_policy(r)
+        timing["eval_s"] = time.perf_counter() - start
+        rollouts = rollout_summary(store, seeds) if seeds else {"n": 0, "operator_steps": 0}
+        record: dict[str, Any] = {
+            "round": r, "method": config.method, "task": task.name, "policy_version": r,
+            "learner_step": learner.step, "ir_enabled": learner.ir_enabled,
+            "eval": _eval_fields(result), "rollouts": rollouts, "train": train_stats,
+            "wall_s": timing}
+        path.write_text(json.dumps(record, indent=2))
+        writer.add_scalar("eval/success_rate", result["success_rate"], r)
+        console.print(f"round {r} ({config.method}): {format_result(result)}; operator steps "
+                      f"{rollouts['operator_steps']}; "
+                      f"{sum(timing.values()):.0f} s")
+        records.append(record)
+    writer.close()
+    summary: dict[str, Any] = {
+        "method": config.method, "task": task.name, "run_dir": str(run_dir),
+        "success_by_round": [rec["eval"]["success_rate"] for rec in records], "rounds": records}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _eval_fields(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("success_rate", "ci95_low", "ci95_high", "n_trials", "mean_success_length", "out")
+    return {k: result[k] for k in keys}
+
+
+def _train_round(learner: OnlineLearner, data: Any, r: int, config: OnlineConfig,
+                 writer: Any, latest: Path, progress: Progress, task: str) -> dict[str, float]:
+    """Run learner steps up to ``r * steps_per_round``; return the round's mean statistics."""
+    end = r * config.steps_per_round
+    rng = np.random.default_rng([config.seed, learner.step])
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + learner.step)
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    window: dict[str, list[float]] = {}
+    bar = progress.add_task("train", total=config.steps_per_round,
+                            completed=config.steps_per_round - (end - learner.step),
+                            name=f"round {r} {config.method}", info="")
+    learner.policy.train()
+    while learner.step < end:
+        stats = learner.update(data, rng, generator)
+        for key, value in stats.items():
+            sums[key] = sums.get(key, 0.0) + value
+            counts[key] = counts.get(key, 0) + 1
+            window.setdefault(key, []).append(value)
+        if learner.step % config.log_every == 0:
+            for key, values in window.items():
+                writer.add_scalar(key, float(np.mean(values)), learner.step)
+            loss = window.get("actor/loss", [float("nan")])
+            progress.update(bar, info=f"actor loss {np.mean(loss):.3f}")
+            window = {}
+        if learner.step % config.ckpt_every == 0 and learner.step < end:
+            learner.save(latest, policy_version=r, task=task, round=r - 1)
+        progress.advance(bar)
+    progress.remove_task(bar)
+    learner.policy.eval()
+    out = {k: sums[k] / counts[k] for k in sums}
+    out["skipped_batches"] = sums.get("skipped_batch", 0.0)
+    return out
+

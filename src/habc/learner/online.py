@@ -1,0 +1,403 @@
+"""The online learner: one update trains the critic(s) and the actor on the same batch.
+
+Per step (reads like SPEC §3-§5):
+1. sample anchors from the method's source mixture (demos / rollouts / human windows);
+2. critic step: viability BCE on outcome-labelled frames + lambda * Huber on successful frames
+   (or the distributional value for recap), then an EMA update of the target critic;
+3. advantages from the updated critic, gate, bounded weights via the method's rule;
+4. actor step on the weighted flow-matching loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from habc.credit.labels import (
+    NO_LABEL,
+    CreditLabels,
+    FrameKind,
+    assign_credit,
+    intervention_windows,
+)
+from habc.critic import losses as CL
+from habc.critic.config import CriticConfig
+from habc.critic.networks import DistributionalValue, DualHeadCritic
+from habc.episodes.episode import EpisodeSource
+from habc.episodes.store import StoreArrays
+from habc.errors import ConfigError
+from habc.learner.batches import gather_windows
+from habc.policy import flow_matching as fm
+from habc.policy.policy import FlowMatchingPolicy, load_policy
+from habc.weighting import advantages as adv
+from habc.weighting.rules import HabcSignals, RecapRule, WeightingRule, WeightInputs
+
+POLICY_DIR = "policy"
+CRITIC_FILE = "critic.safetensors"
+OPTIM_FILE = "optimizers.safetensors"
+STATE_FILE = "learner.json"
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Online learner hyper-parameters."""
+
+    batch_size: int = 256
+    """Windows per update."""
+    actor_lr: float = 1e-4
+    """Actor AdamW learning rate (constant during online training)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay (actor and critic)."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip (actor and critic)."""
+    demo_fraction: float = 0.25
+    """Share of each batch drawn from demos by the rollout-based methods."""
+    dagger_human_fraction: float = 0.5
+    """Share of each batch drawn from human windows by dagger (the rest: demos)."""
+    advantage_horizon: int = 1
+    """k of the k-step advantages (paper: 1)."""
+    recap_validation_every: int = 10
+    """Every n-th rollout episode is held out to pick recap's threshold."""
+    recap_threshold_every: int = 100
+    """Recompute recap's threshold every this many updates."""
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """Critic architecture and losses."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 2 or self.advantage_horizon < 1:
+            raise ConfigError("batch_size >= 2 and advantage_horizon >= 1")
+        if not 0 <= self.demo_fraction <= 1 or not 0 <= self.dagger_human_fraction <= 1:
+            raise ConfigError("demo_fraction and dagger_human_fraction must lie in [0, 1]")
+        if self.actor_lr <= 0 or self.grad_clip <= 0 or self.weight_decay < 0:
+            raise ConfigError("actor_lr, grad_clip > 0 and weight_decay >= 0")
+        if self.recap_validation_every < 2 or self.recap_threshold_every < 1:
+            raise ConfigError("recap_validation_every >= 2 and recap_threshold_every >= 1")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Store arrays plus per-frame credit labels and index helpers (all (N,) unless noted)."""
+
+    arrays: StoreArrays
+    labels: CreditLabels
+    next1: npt.NDArray[np.int64]
+    nextk: npt.NDArray[np.int64]
+    nextk_exists: npt.NDArray[np.bool_]
+    last: npt.NDArray[np.int64]
+    intervention_window: npt.NDArray[np.bool_]
+    validation: npt.NDArray[np.bool_]
+    pools: dict[str, npt.NDArray[np.int64]]
+
+
+def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
+                 critic_use_demos: bool, validation_every: int) -> TrainingData:
+    """Label frames (SPEC §2) and build the sampling pools."""
+    labels = assign_credit(arrays.controller, arrays.episode_starts, arrays.episode_ends,
+                           arrays.source, arrays.success, naive=naive,
+                           critic_use_demos=critic_use_demos)
+    idx = np.arange(arrays.num_frames)
+    last = arrays.episode_ends[arrays.frame_episode] - 1
+    windows = intervention_windows(idx, arrays.controller, arrays.episode_ends,
+                                   arrays.frame_episode, horizon)
+    is_demo = labels.kind == FrameKind.DEMO
+    rollout_ep = arrays.source != str(EpisodeSource.DEMO)
+    held_out_ep = rollout_ep & (np.cumsum(rollout_ep) % validation_every == 0)
+    validation = held_out_ep[arrays.frame_episode]
+    pools = {"demo": idx[is_demo], "rollout": idx[~is_demo],
+             "human": idx[(labels.kind == FrameKind.HUMAN) & windows]}
+    return TrainingData(arrays=arrays, labels=labels, next1=np.minimum(idx + 1, last),
+                        nextk=np.minimum(idx + k, last), nextk_exists=idx + k <= last, last=last,
+                        intervention_window=windows, validation=validation, pools=pools)
+
+
+def sample_anchors(pools: dict[str, npt.NDArray[np.int64]], shares: dict[str, float], batch: int,
+                   rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    """Draw ``batch`` anchors with the given pool shares; empty pools give their share away."""
+    live = {k: s for k, s in shares.items() if s > 0 and len(pools[k]) > 0}
+    if not live:
+        raise ConfigError(f"no training data in pools {sorted(shares)}")
+    total = sum(live.values())
+    names = list(live)
+    counts = rng.multinomial(batch, [live[n] / total for n in names])
+    return np.concatenate([rng.choice(pools[n], size=c) for n, c in zip(names, counts,
+                                                                        strict=True)])
+
+
+def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> dict[str, Tensor]:
+    out = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().clone()
+    return out
+
+
+def _restore_optimizer(prefix: str, optimizer: torch.optim.Optimizer,
+                       tensors: dict[str, Tensor]) -> None:
+    state: dict[int, dict[str, Tensor]] = defaultdict(dict)
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            _, index, key = name.split(".", 2)
+            state[int(index)][key] = value
+    optimizer.load_state_dict({"state": dict(state),
+                               "param_groups": optimizer.state_dict()["param_groups"]})
+
+
+class OnlineLearner:
+    """Actor + critic(s) + optimisers + running statistics of one online run."""
+
+    def __init__(self, policy: FlowMatchingPolicy, rule: WeightingRule, config: LearnerConfig,
+                 *, t_max: int, method: str) -> None:
+        self.policy = policy
+        self.rule = rule
+        self.config = config
+        self.t_max = t_max
+        self.method = method
+        self.step = 0
+        self.round = 0
+        self.ir_enabled = False
+        self.scale_v = adv.RunningScale()
+        self.scale_e = adv.RunningScale()
+        self.recap_threshold = 0.0
+        self.actor_opt = torch.optim.AdamW(policy.parameters(), lr=config.actor_lr,
+                                           weight_decay=config.weight_decay)
+        cc = config.critic
+        normalizer = copy.deepcopy(policy.normalizer)
+        self.critic: DualHeadCritic | None = None
+        self.value: DistributionalValue | None = None
+        params: list[torch.nn.Parameter] = []
+        if rule.critic == "dual":
+            self.critic = DualHeadCritic(policy.state_dim, cc, normalizer)
+            params = list(self.critic.parameters())
+        elif rule.critic == "distributional":
+            self.value = DistributionalValue(policy.state_dim, cc, normalizer)
+            params = list(self.value.parameters())
+        self.critic_opt = torch.optim.AdamW(params, lr=cc.lr, weight_decay=config.weight_decay) \
+            if params else None
+        net = self.critic if self.critic is not None else self.value
+        self.target = copy.deepcopy(net) if net is not None else None
+
+    # ------------------------------------------------------------------------------- update
+    def shares(self) -> dict[str, float]:
+        """Source mixture of this method's batches."""
+        c = self.config
+        if self.method == "sft":
+            return {"demo": 1.0}
+        if self.method == "dagger":
+            return {"demo": 1.0 - c.dagger_human_fraction, "human": c.dagger_human_fraction}
+        return {"demo": c.demo_fraction, "rollout": 1.0 - c.demo_fraction}
+
+    def update(self, data: TrainingData, rng: np.random.Generator,
+               generator: torch.Generator) -> dict[str, float]:
+        """One learner step on a fresh batch; returns scalar statistics."""
+        anchors = sample_anchors(data.pools, self.shares(), self.config.batch_size, rng)
+        arrays, labels = data.arrays, data.labels
+        s_t = torch.from_numpy(arrays.state[anchors])
+        kind = torch.from_numpy(labels.kind[anchors].astype(np.int64))
+        success = torch.from_numpy(labels.episode_success[anchors])
+        stats: dict[str, float] = {}
+        inputs = WeightInputs(
+            kind=kind, episode_success=success,
+            intervention_window=torch.from_numpy(data.intervention_window[anchors]),
+            learner_step=self.step, ir_enabled=self.ir_enabled)
+        if self.critic is not None:
+            stats |= self._critic_step(data, anchors, s_t)
+            inputs = WeightInputs(**{**inputs.__dict__,
+                                     "habc": self._habc_signals(data, anchors, s_t, kind)})
+        elif self.value is not None:
+            stats |= self._value_step(data, anchors, s_t)
+            if self.step % self.config.recap_threshold_every == 0:
+                self._update_recap_threshold(data, rng)
+            inputs = WeightInputs(**{**inputs.__dict__,
+                                     "td_residual": self._td_residual(data, anchors, s_t),
+                                     "recap_threshold": self.recap_threshold})
+
+        weights, rule_stats = self.rule(inputs)
+        stats |= rule_stats
+        if rule_stats["skipped_batch"] == 0.0:
+            batch = gather_windows(arrays, anchors, self.policy.config.chunk_horizon)
+            losses = self.policy.per_sample_loss(batch.obs, batch.actions, batch.valid,
+                                                 generator)
+            actor_loss = fm.weighted_loss(losses, weights, rule_stats["n_valid"])  # the weights
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            stats["actor/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
+                self.policy.parameters(), self.config.grad_clip))
+            self.actor_opt.step()
+            stats["actor/loss"] = actor_loss.item()
+            stats["actor/unweighted_loss"] = float(losses.detach().mean())
+        self.step += 1
+        return stats
+
+    def _ema(self) -> None:
+        net = self.critic if self.critic is not None else self.value
+        assert net is not None and self.target is not None
+        tau = self.config.critic.target_ema
+        with torch.no_grad():
+            for p_t, p in zip(self.target.parameters(), net.parameters(), strict=True):
+                p_t.lerp_(p, tau)
+
+    def _critic_step(self, data: TrainingData, anchors: npt.NDArray[np.int64],
+                     s_t: Tensor) -> dict[str, float]:
+        assert self.critic is not None and self.target is not None and self.critic_opt
+        cc, labels = self.config.critic, data.labels
+        outcome = torch.from_numpy(labels.outcome_label[anchors].astype(np.int64))
+        labelled = outcome != NO_LABEL
+        succ_valid = torch.from_numpy(labels.succ_target_valid[anchors])
+        steps_to_end = torch.from_numpy(labels.steps_to_end[anchors])
+        v_t, e_t = self.critic(s_t)
+        if cc.efficiency_target == "td":
+            with torch.no_grad():
+                _, e_next = self.target(torch.from_numpy(data.arrays.state[data.next1[anchors]]))
+            terminal = (steps_to_end == 0) & torch.from_numpy(labels.episode_success[anchors])
+            y_e = CL.efficiency_td_target(e_next, terminal, self.t_max)
+        else:
+            y_e = CL.efficiency_mc_target(steps_to_end)
+        loss_v = CL.masked_mean(CL.viability_loss(v_t, outcome.clamp_min(0)), labelled)
+        loss_e = CL.masked_mean(CL.efficiency_loss(e_t, y_e, cc.huber_delta), succ_valid)
+        loss = loss_v + cc.lambda_e * loss_e
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.config.grad_clip)
+        self.critic_opt.step()
+        self._ema()
+        stats = {"critic/loss_v": loss_v.item(), "critic/loss_e": loss_e.item(),
+                 "critic/labelled_fraction": float(labelled.float().mean())}
+        if labelled.any():
+            p = torch.sigmoid(v_t.detach()[labelled])
+            y = outcome[labelled].float()
+            stats["critic/brier"] = float(((p - y) ** 2).mean())
+            stats["critic/ece"] = expected_calibration_error(p, y)
+        return stats
+
+    def _habc_signals(self, data: TrainingData, anchors: npt.NDArray[np.int64], s_t: Tensor,
+                      kind: Tensor) -> HabcSignals:
+        assert self.critic is not None
+        k = self.config.advantage_horizon
+        with torch.no_grad():
+            v_t, e_t = self.critic(s_t)
+            v_k, e_k = self.critic(torch.from_numpy(data.arrays.state[data.nextk[anchors]]))
+            _, e_last = self.critic(torch.from_numpy(data.arrays.state[data.last[anchors]]))
+        v_k, e_k = adv.next_values_at_episode_end(
+            v_k, e_k, next_exists=torch.from_numpy(data.nextk_exists[anchors]),
+            episode_success=torch.from_numpy(data.labels.episode_success[anchors]),
+            e_last=e_last, v_max=self.config.critic.v_max)
+        a_v = adv.viability_advantage(v_t, v_k)
+        a_e = adv.efficiency_advantage(e_t, e_k, k)
+        scored = (kind != FrameKind.DEMO) & (kind != FrameKind.PRE_INTERVENTION)
+        return HabcSignals(a_v=a_v, a_e=a_e, v_t=v_t,
+                           scale_v=self.scale_v.update(a_v[scored]),
+                           scale_e=self.scale_e.update(a_e[scored]))
+
+    def _recap_terms(self, data: TrainingData, anchors: npt.NDArray[np.int64]) \
+            -> tuple[Tensor, Tensor]:
+        c_fail = self.config.critic.c_fail if self.config.critic.c_fail is not None \
+            else float(self.t_max)
+        steps_to_end = torch.from_numpy(data.labels.steps_to_end[anchors])
+        reward = CL.recap_reward(steps_to_end, torch.from_numpy(
+            data.labels.episode_success[anchors]), c_fail, self.t_max)
+        return reward, steps_to_end == 0
+
+    def _value_step(self, data: TrainingData, anchors: npt.NDArray[np.int64],
+                    s_t: Tensor) -> dict[str, float]:
+        assert self.value is not None and self.target is not None and self.critic_opt
+        assert isinstance(self.target, DistributionalValue)
+        reward, is_last = self._recap_terms(data, anchors)
+        trained = torch.from_numpy((data.labels.outcome_label[anchors] != NO_LABEL)
+                                   & ~data.validation[anchors])
+        with torch.no_grad():
+            v_next = self.target.value(torch.from_numpy(data.arrays.state[data.next1[anchors]]))
+        target = CL.value_target(reward, v_next, is_last)
+        logits = self.value(s_t)
+        loss = CL.masked_mean(CL.distributional_loss(logits, CL.two_hot(target,
+                                                                        self.value.support)),
+                              trained)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.value.parameters(), self.config.grad_clip)
+        self.critic_opt.step()
+        self._ema()
+        return {"critic/loss_value": loss.item()}
+
+    def _td_residual(self, data: TrainingData, anchors: npt.NDArray[np.int64],
+                     s_t: Tensor) -> Tensor:
+        assert self.value is not None
+        reward, is_last = self._recap_terms(data, anchors)
+        with torch.no_grad():
+            v_t = self.value.value(s_t)
+            v_next = self.value.value(torch.from_numpy(data.arrays.state[data.next1[anchors]]))
+        return CL.td_residual(reward, v_t, v_next, is_last)
+
+    def _update_recap_threshold(self, data: TrainingData, rng: np.random.Generator) -> None:
+        pool = np.flatnonzero(data.validation)
+        if len(pool) == 0:
+            pool = data.pools["rollout"]
+        if len(pool) == 0:
+            return
+        sample = rng.choice(pool, size=min(len(pool), 4096), replace=False)
+        residual = self._td_residual(data, sample, torch.from_numpy(data.arrays.state[sample]))
+        assert isinstance(self.rule, RecapRule)
+        self.recap_threshold = float(torch.quantile(residual, self.rule.pass_quantile))
+
+    # ------------------------------------------------------------------------- save / load
+    def save(self, directory: Path, **meta: Any) -> None:
+        """Write policy, critic, optimisers and counters into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.policy.save(directory / POLICY_DIR, **meta)
+        net = self.critic if self.critic is not None else self.value
+        if net is not None and self.target is not None:
+            tensors = {f"net.{k}": v.contiguous() for k, v in net.state_dict().items()}
+            tensors |= {f"target.{k}": v.contiguous() for k, v in self.target.state_dict().items()}
+            save_file(tensors, str(directory / CRITIC_FILE))
+        opt = _flatten_optimizer("actor", self.actor_opt)
+        if self.critic_opt is not None:
+            opt |= _flatten_optimizer("critic", self.critic_opt)
+        save_file(opt, str(directory / OPTIM_FILE))
+        state = {"step": self.step, "round": self.round, "ir_enabled": self.ir_enabled,
+                 "scale_v": self.scale_v.state(), "scale_e": self.scale_e.state(),
+                 "recap_threshold": self.recap_threshold, "method": self.method}
+        (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    def load(self, directory: Path) -> None:
+        """Restore everything written by ``save``."""
+        directory = Path(directory)
+        policy = load_policy(directory / POLICY_DIR)
+        self.policy.load_state_dict(policy.state_dict())
+        self.policy.meta = policy.meta
+        net = self.critic if self.critic is not None else self.value
+        if net is not None and self.target is not None:
+            tensors = load_file(str(directory / CRITIC_FILE))
+            net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+            self.target.load_state_dict({k[7:]: v for k, v in tensors.items()
+                                         if k.startswith("target.")})
+        opt = load_file(str(directory / OPTIM_FILE))
+        _restore_optimizer("actor", self.actor_opt, opt)
+        if self.critic_opt is not None:
+            _restore_optimizer("critic", self.critic_opt, opt)
+        state = json.loads((directory / STATE_FILE).read_text())
+        self.step, self.round = int(state["step"]), int(state["round"])
+        self.ir_enabled = bool(state["ir_enabled"])
+        self.scale_v.load(state["scale_v"])
+        self.scale_e.load(state["scale_e"])
+        self.recap_threshold = float(state["recap_threshold"])
+
+
+def expected_calibration_error(p: Tensor, y: Tensor, bins: int = 10) -> float:
+    """ECE of probabilities p (B,) against binary labels y (B,) over equal-width bins."""
+    index = (p * bins).long().clamp(max=bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            total += float(mask.float().mean()) * abs(float(p[mask].mean() - y[mask].mean()))
+    return total
