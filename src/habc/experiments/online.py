@@ -76,6 +76,8 @@ class OnlineConfig:
     """Evaluation trials per round."""
     workers: int = 2
     """Parallel processes for rollouts and evaluation."""
+    max_steps: int | None = None
+    """Episode step limit of rollouts and evaluation; defaults to the task's."""
     seed: int = 0
     """Seed of sampling, noise and the operator."""
     rollout_seed_base: int = 10_000
@@ -101,6 +103,8 @@ class OnlineConfig:
                      "workers", "ckpt_every", "log_every", "num_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError("max_steps must be >= 1")
         if self.initial_rounds < 0:
             raise ConfigError("initial_rounds must be >= 0")
         last = self.rollout_seed_base + self.rounds * self.rollouts_per_round - 1
@@ -127,11 +131,11 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_rollout_worker(policy_dir: Path, task: str, operator: OperatorConfig,
-                         seed: int) -> None:
+                         seed: int, max_steps: int | None) -> None:
     torch.set_num_threads(1)
     spec = get_task(task)
     policy = load_policy(policy_dir)
-    env = make_env(spec)
+    env = make_env(spec, max_steps=max_steps)
     check_fits(policy, env, policy_dir)
     _WORKER.update(env=env, policy=policy, seed=seed, version=int(policy.meta["policy_version"]),
                    operator=SimulatedOperator(operator, make_expert(spec),
@@ -157,7 +161,7 @@ def collect_rollouts(store: EpisodeStore, policy_dir: Path, task: str, seeds: li
         return
     bar = progress.add_task("rollouts", total=len(seeds), completed=len(seeds) - len(todo),
                             name="rollouts", info="")
-    args = (policy_dir, task, config.operator, config.seed)
+    args = (policy_dir, task, config.operator, config.seed, config.max_steps)
     workers = min(config.workers, len(todo))
     if workers == 1:
         _init_rollout_worker(*args)
@@ -230,7 +234,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
                             fps=make_env(task).fps, robot_type="sawyer")
 
     learner = OnlineLearner(load_policy(v0), config.rule(), config.learner,
-                            t_max=task.max_steps, method=config.method)
+                            t_max=config.max_steps or task.max_steps, method=config.method)
     latest = run_dir / "learner" / "latest"
     if (latest / "learner.json").exists():
         learner.load(latest)
@@ -241,6 +245,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
     def eval_policy(version: int) -> dict[str, Any]:
         return evaluate(EvalConfig(checkpoint=_policy_dir(run_dir, version),
                                    num_trials=config.eval_trials, workers=config.workers,
+                                   max_steps=config.max_steps,
                                    out=run_dir / "eval" / f"v{version:03d}.json",
                                    sample_seed=config.seed), show_progress=show_progress)
 

@@ -1,0 +1,89 @@
+"""The simulated operator's triggers, delay, hand-back and boundary jitter."""
+
+import numpy as np
+
+from habc.episodes.episode import Controller
+from habc.rollout.operator import OperatorConfig, SimulatedOperator, jitter_boundaries
+
+BASE = {"help_prob": 1.0, "stall_steps": 5, "stall_min_gain": 0.1, "drop_threshold": 0.3,
+        "smoothing": 1.0, "reaction_delay": 2, "finish_prob": 0.0, "subgoal_gain": 0.2,
+        "min_takeover_steps": 1, "max_takeover_steps": 10, "max_interventions": 2}
+
+
+def operator(**overrides) -> SimulatedOperator:
+    config = OperatorConfig(**{**BASE, **overrides})
+    return SimulatedOperator(config, lambda s: np.zeros(4, np.float32),
+                             np.random.default_rng(0))
+
+
+def control_trace(op: SimulatedOperator, progress: list[float]) -> list[int]:
+    """Whether the operator is in control after observing each progress value."""
+    trace = []
+    for p in progress:
+        op.observe(p)
+        trace.append(int(op.in_control))
+    return trace
+
+
+def test_stall_triggers_after_k_steps_and_reaction_delay():
+    op = operator(trigger="stall")
+    # flat progress: stall fires on the 5th observation, takeover 2 steps later (7th)
+    trace = control_trace(op, [0.0] * 8)
+    assert trace == [0, 0, 0, 0, 0, 0, 1, 1]
+    assert op.interventions == 1
+
+
+def test_progress_postpones_the_stall():
+    op = operator(trigger="stall")
+    trace = control_trace(op, [0.0, 0.0, 0.0, 0.15, 0.15, 0.15, 0.15, 0.15])
+    assert trace == [0] * 8  # gain at step 4 resets the 5-step stall counter
+
+
+def test_drop_trigger():
+    op = operator(trigger="drop", reaction_delay=0)
+    trace = control_trace(op, [0.5, 0.6, 0.2])
+    assert trace == [0, 0, 1]
+
+
+def test_unwilling_operator_never_helps():
+    op = operator(help_prob=0.0)
+    assert control_trace(op, [0.0] * 30) == [0] * 30 and op.interventions == 0
+
+
+def test_hand_back_after_subgoal_and_finish_mode():
+    op = operator(trigger="drop", reaction_delay=0, finish_prob=0.0)
+    control_trace(op, [0.5, 0.1])
+    assert op.in_control
+    trace = control_trace(op, [0.2, 0.35])  # 0.35 >= 0.1 + 0.2: hand back
+    assert trace == [1, 0]
+    op = operator(trigger="drop", reaction_delay=0, finish_prob=1.0)
+    control_trace(op, [0.5, 0.1])
+    assert control_trace(op, [0.9] * 20) == [1] * 20  # finishing: never hands back
+
+
+def test_hand_back_after_max_takeover_steps_and_max_interventions():
+    op = operator(trigger="stall", reaction_delay=0, max_takeover_steps=3, max_interventions=1)
+    trace = control_trace(op, [0.0] * 20)
+    assert trace[:8] == [0, 0, 0, 0, 1, 1, 1, 0]
+    assert op.interventions == 1 and sum(trace) == 3  # never a second takeover
+
+
+def test_reset_starts_a_new_episode():
+    op = operator(trigger="stall", reaction_delay=0)
+    control_trace(op, [0.0] * 6)
+    assert op.in_control
+    op.reset()
+    assert not op.in_control and op.interventions == 0
+
+
+def test_jitter_zero_is_identity_and_jitter_keeps_segments():
+    c = np.array([0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0], dtype=np.int8)
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(jitter_boundaries(c, 0, rng), c)
+    for _ in range(50):
+        out = jitter_boundaries(c, 2, rng)
+        assert out.shape == c.shape and (out == Controller.HUMAN).any()
+        starts = np.flatnonzero(np.diff(np.concatenate([[0], c])) == 1)
+        moved = np.flatnonzero(np.diff(np.concatenate([[0], out])) == 1)
+        assert len(moved) <= len(starts)
+        assert all(abs(m - s) <= 2 for m, s in zip(moved, starts, strict=False))
