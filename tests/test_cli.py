@@ -72,11 +72,15 @@ def test_train_resumes_from_last_checkpoint(tmp_path):
 def test_pipeline_tiny(tmp_path):
     r = habc("pipeline", "--task", "reach", "--run-dir", str(tmp_path), "--num-demos", "2",
              "--train-steps", "10", "--batch-size", "8", "--eval-trials", "2", "--workers", "1",
+             "--rounds", "1", "--rollouts-per-round", "2", "--steps-per-round", "4",
+             "--max-steps", "60",
              *TINY_POLICY)
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["sft"]["n_trials"] == 2
-    assert "success" in r.stdout
+    assert len(summary["online"]["success_by_round"]) == 2
+    assert "success moved from" in r.stdout
+    assert (tmp_path / "online/habc/rounds/round_001.json").exists()
 
 
 @pytest.mark.parametrize(("args", "message"), [

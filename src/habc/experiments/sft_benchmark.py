@@ -66,7 +66,7 @@ def run_sft_benchmark(config: SftBenchmarkConfig, console: Console | None = None
                 summary = run_pipeline(PipelineConfig(
                     task=task, run_dir=cell, num_demos=n, action_noise=config.action_noise,
                     train_steps=config.train_steps, eval_trials=config.eval_trials,
-                    workers=config.workers, policy=config.policy), console)
+                    workers=config.workers, policy=config.policy, rounds=0), console)
                 summary["cell_wall_s"] = time.perf_counter() - start
                 summary_path.write_text(json.dumps(summary, indent=2))
             rows.append({"task": summary["task"], "demos": n, **summary["sft"],
