@@ -94,3 +94,17 @@ def test_online_bad_input(tmp_path):
     r = subprocess.run([sys.executable, "-m", "habc.cli", "online", "--sft-checkpoint", "x",
                         "--run-dir", "r", "--method", "ppo"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_table_of_runs(sft_checkpoint, tmp_path, capsys):
+    run = tmp_path / "habc"
+    assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
+                 "--rounds", "1", *TINY_ONLINE]) == 0
+    capsys.readouterr()
+    assert main(["table", "--runs", str(run), "--out", str(tmp_path / "t.md")]) == 0
+    table = capsys.readouterr().out
+    rows = table.strip().splitlines()
+    assert rows[0].startswith("| method | round 0 | round 1 |") and len(rows) == 3
+    assert rows[2].startswith("| habc (habc) |") and "%" in rows[2]
+    assert (tmp_path / "t.md").read_text() == table
+    assert main(["table", "--runs", str(tmp_path / "missing")]) == 2

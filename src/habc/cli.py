@@ -21,6 +21,7 @@ from habc.evaluation.throughput import ThroughputConfig
 from habc.experiments.online import OnlineConfig
 from habc.experiments.pipeline import PipelineConfig
 from habc.experiments.sft_benchmark import SftBenchmarkConfig
+from habc.experiments.tables import TableConfig
 from habc.learner.sft import TrainConfig
 from habc.rollout.collect import CollectConfig
 
@@ -38,6 +39,7 @@ Command = (
     | Annotated[EvalConfig, tyro.conf.subcommand("eval")]
     | Annotated[SftBenchmarkConfig, tyro.conf.subcommand("sft-benchmark")]
     | Annotated[ThroughputConfig, tyro.conf.subcommand("throughput")]
+    | Annotated[TableConfig, tyro.conf.subcommand("table")]
     | Annotated[TasksConfig, tyro.conf.subcommand("tasks")]
 )
 
@@ -81,6 +83,13 @@ def run(command: object, console: Console) -> None:
         from habc.evaluation.throughput import measure_throughput
 
         console.print_json(json.dumps(measure_throughput(command)))
+    elif isinstance(command, TableConfig):
+        from habc.experiments.tables import rounds_table
+
+        table = rounds_table(command.runs)
+        if command.out is not None:
+            command.out.write_text(table)
+        print(table, end="")
     elif isinstance(command, TasksConfig):
         from habc.envs.registry import list_tasks
 

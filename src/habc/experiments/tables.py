@@ -1,0 +1,57 @@
+"""Markdown tables of online runs: success per round with 95% intervals, operator effort."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from habc.errors import ConfigError, HabcError
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """Tabulate the rounds of one or more `habc online` run directories."""
+
+    runs: tuple[Path, ...]
+    """Online run directories (each holds rounds/round_RRR.json)."""
+    out: Path | None = None
+    """Also write the table to this Markdown file."""
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise ConfigError("give at least one run directory")
+
+
+def load_rounds(run_dir: Path) -> list[dict[str, Any]]:
+    """The per-round records of a run, in round order."""
+    files = sorted((Path(run_dir) / "rounds").glob("round_*.json"))
+    if not files:
+        raise HabcError(f"no rounds/round_*.json in {run_dir}")
+    return [json.loads(f.read_text()) for f in files]
+
+
+def _cell(ev: dict[str, Any]) -> str:
+    return f"{ev['success_rate']:.0%} [{ev['ci95_low']:.0%}, {ev['ci95_high']:.0%}]"
+
+
+def rounds_table(runs: tuple[Path, ...]) -> str:
+    """Markdown: one row per run, success per round, final mean success length, effort."""
+    records = {Path(r): load_rounds(Path(r)) for r in runs}
+    n = max(len(v) for v in records.values())
+    head = ["method", *[f"round {i}" for i in range(n)], "final mean success length",
+            "operator steps", "rollouts", "train+collect+eval s/round"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run, recs in records.items():
+        cells = [_cell(rec["eval"]) for rec in recs] + ["-"] * (n - len(recs))
+        msl = recs[-1]["eval"]["mean_success_length"]
+        online = recs[1:]
+        effort = sum(rec["rollouts"]["operator_steps"] for rec in online)
+        rollouts = sum(rec["rollouts"]["n"] for rec in online)
+        walls = [sum(rec["wall_s"].values()) for rec in online]
+        wall = f"{sum(walls) / len(walls):.0f}" if walls else "-"
+        length = f"{msl:.1f}" if msl is not None else "-"
+        lines.append(f"| {recs[0]['method']} ({run.name}) | " + " | ".join(cells) +
+                     f" | {length} | {effort} | {rollouts} | {wall} |")
+    return "\n".join(lines) + "\n"
