@@ -32,7 +32,8 @@ def sft_checkpoint(tmp_path_factory) -> Path:
     return root / "run/checkpoints/last"
 
 
-@pytest.mark.parametrize("method", ["dagger", "recap", "habc"])
+@pytest.mark.parametrize("method", [pytest.param("dagger", marks=pytest.mark.slow),
+                                    pytest.param("recap", marks=pytest.mark.slow), "habc"])
 def test_online_round_writes_per_round_json(sft_checkpoint, tmp_path, method):
     run = tmp_path / method
     assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
