@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from habc.episodes.episode import EpisodeSource
 from habc.episodes.store import StoreArrays
 from habc.errors import ConfigError
 from habc.learner.batches import gather_windows
+from habc.learner.optim_state import flatten_optimizer, restore_optimizer
 from habc.policy import flow_matching as fm
 from habc.policy.policy import FlowMatchingPolicy, load_policy
 from habc.weighting import advantages as adv
@@ -131,25 +131,6 @@ def sample_anchors(pools: dict[str, npt.NDArray[np.int64]], shares: dict[str, fl
     counts = rng.multinomial(batch, [live[n] / total for n in names])
     return np.concatenate([rng.choice(pools[n], size=c) for n, c in zip(names, counts,
                                                                         strict=True)])
-
-
-def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> dict[str, Tensor]:
-    out = {}
-    for index, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            out[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().clone()
-    return out
-
-
-def _restore_optimizer(prefix: str, optimizer: torch.optim.Optimizer,
-                       tensors: dict[str, Tensor]) -> None:
-    state: dict[int, dict[str, Tensor]] = defaultdict(dict)
-    for name, value in tensors.items():
-        if name.startswith(prefix + "."):
-            _, index, key = name.split(".", 2)
-            state[int(index)][key] = value
-    optimizer.load_state_dict({"state": dict(state),
-                               "param_groups": optimizer.state_dict()["param_groups"]})
 
 
 class OnlineLearner:
@@ -359,9 +340,9 @@ class OnlineLearner:
             tensors = {f"net.{k}": v.contiguous() for k, v in net.state_dict().items()}
             tensors |= {f"target.{k}": v.contiguous() for k, v in self.target.state_dict().items()}
             save_file(tensors, str(directory / CRITIC_FILE))
-        opt = _flatten_optimizer("actor", self.actor_opt)
+        opt = flatten_optimizer("actor", self.actor_opt)
         if self.critic_opt is not None:
-            opt |= _flatten_optimizer("critic", self.critic_opt)
+            opt |= flatten_optimizer("critic", self.critic_opt)
         save_file(opt, str(directory / OPTIM_FILE))
         state = {"step": self.step, "round": self.round, "ir_enabled": self.ir_enabled,
                  "scale_v": self.scale_v.state(), "scale_e": self.scale_e.state(),
@@ -381,9 +362,9 @@ class OnlineLearner:
             self.target.load_state_dict({k[7:]: v for k, v in tensors.items()
                                          if k.startswith("target.")})
         opt = load_file(str(directory / OPTIM_FILE))
-        _restore_optimizer("actor", self.actor_opt, opt)
+        restore_optimizer("actor", self.actor_opt, opt)
         if self.critic_opt is not None:
-            _restore_optimizer("critic", self.critic_opt, opt)
+            restore_optimizer("critic", self.critic_opt, opt)
         state = json.loads((directory / STATE_FILE).read_text())
         self.step, self.round = int(state["step"]), int(state["round"])
         self.ir_enabled = bool(state["ir_enabled"])

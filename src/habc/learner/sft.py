@@ -24,6 +24,7 @@ from habc.envs.registry import get_task
 from habc.episodes.store import StoreArrays, open_stores
 from habc.errors import ConfigError, StoreError
 from habc.learner.batches import gather_windows
+from habc.learner.optim_state import flatten_optimizer, restore_optimizer
 from habc.policy import flow_matching as fm
 from habc.policy.config import PolicyConfig
 from habc.policy.policy import FlowMatchingPolicy, load_policy
@@ -89,24 +90,6 @@ def single_task(arrays: StoreArrays) -> str:
     return tasks[0]
 
 
-def _save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    tensors: dict[str, torch.Tensor] = {}
-    for index, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            tensors[f"{index}.{key}"] = torch.as_tensor(value).detach().clone().contiguous()
-    save_file(tensors, str(path))
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    tensors = load_file(str(path))
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, value in tensors.items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    optimizer.load_state_dict({"state": state,
-                               "param_groups": optimizer.state_dict()["param_groups"]})
-
-
 def _config_json(config: TrainConfig) -> str:
     return json.dumps(dataclasses.asdict(config), indent=2, default=str)
 
@@ -141,7 +124,7 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     if start_step > 0 and (last / OPTIMIZER_FILE).exists():
-        _load_optimizer(optimizer, last / OPTIMIZER_FILE)
+        restore_optimizer("adamw", optimizer, load_file(str(last / OPTIMIZER_FILE)))
     summary = {"task": task.name, "checkpoint": str(last), "steps": config.steps,
                "num_episodes": arrays.num_episodes, "num_frames": arrays.num_frames}
     if start_step >= config.steps:
@@ -161,7 +144,7 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
                 "datasets": [str(d) for d in config.datasets]}
         for target in (ckpt_dir / f"step_{step:06d}", last):
             policy.save(target, **meta)
-        _save_optimizer(optimizer, last / OPTIMIZER_FILE)
+        save_file(flatten_optimizer("adamw", optimizer), str(last / OPTIMIZER_FILE))
 
     columns = [TextColumn("[bold]SFT {task.fields[name]}"), BarColumn(),
                TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
