@@ -110,3 +110,31 @@ def test_critic_learns_viability_ordering(data):
         v, _ = learner.critic(torch.from_numpy(data.arrays.state))
     assert v[torch.from_numpy(auto & labels.episode_success)].mean() > \
         v[torch.from_numpy(auto & ~labels.episode_success)].mean()
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_batched_advantages_agree_with_plain_loop(data, k):
+    """A_v and A_e of the learner vs a per-frame loop over SPEC §4 (terminal handling incl.)."""
+    cfg = LearnerConfig(batch_size=32, advantage_horizon=k,
+                        critic=CriticConfig(hidden_dim=16, num_blocks=1))
+    learner = OnlineLearner(policy(data), HabcRule(), cfg, t_max=20, method="habc")
+    d = prepare_data(data.arrays, horizon=5, k=k, naive=False, critic_use_demos=False,
+                     validation_every=2)
+    anchors = np.arange(d.arrays.num_frames)
+    states = torch.from_numpy(d.arrays.state)
+    kinds = torch.from_numpy(d.labels.kind.astype(np.int64))
+    signals = learner._habc_signals(d, anchors, states[anchors], kinds)
+    with torch.no_grad():
+        v, e = learner.critic(states)
+    arrays = d.arrays
+    for t in anchors:
+        ep = arrays.frame_episode[t]
+        last = arrays.episode_ends[ep] - 1
+        if t + k <= last:
+            v_next, e_next = v[t + k], e[t + k]
+        elif arrays.success[ep]:
+            v_next, e_next = 6.0, 0.0
+        else:
+            v_next, e_next = -6.0, e[last]
+        assert signals.a_v[t].item() == pytest.approx(float(v_next - v[t]), abs=1e-5)
+        assert signals.a_e[t].item() == pytest.approx(float(e[t] - k - e_next), abs=1e-4)
