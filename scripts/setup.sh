@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# MuJoCo renders offscreen on the CPU through OSMesa (Debian libosmesa6); only the report's
+# rollout animations need it.
+if ! ldconfig -p | grep -q libOSMesa && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6) \
+    >/dev/null 2>&1 || echo "setup: could not install libosmesa6; rollout animations disabled"
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
