@@ -6,7 +6,8 @@ import torch
 
 from habc.episodes.episode import Controller, Episode, EpisodeSource
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 torch.set_num_threads(1)
 
 

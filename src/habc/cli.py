@@ -23,6 +23,7 @@ from habc.experiments.pipeline import PipelineConfig
 from habc.experiments.sft_benchmark import SftBenchmarkConfig
 from habc.experiments.tables import TableConfig
 from habc.learner.sft import TrainConfig
+from habc.report.html import ReportConfig
 from habc.rollout.collect import CollectConfig
 
 
@@ -40,6 +41,7 @@ Command = (
     | Annotated[SftBenchmarkConfig, tyro.conf.subcommand("sft-benchmark")]
     | Annotated[ThroughputConfig, tyro.conf.subcommand("throughput")]
     | Annotated[TableConfig, tyro.conf.subcommand("table")]
+    | Annotated[ReportConfig, tyro.conf.subcommand("report")]
     | Annotated[TasksConfig, tyro.conf.subcommand("tasks")]
 )
 
@@ -90,6 +92,10 @@ def run(command: object, console: Console) -> None:
         if command.out is not None:
             command.out.write_text(table)
         print(table, end="")
+    elif isinstance(command, ReportConfig):
+        from habc.report.html import build_report
+
+        console.print(f"report -> {build_report(command)}")
     elif isinstance(command, TasksConfig):
         from habc.envs.registry import list_tasks
 
@@ -98,7 +104,8 @@ def run(command: object, console: Console) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `habc` command."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("MUJOCO_GL", "osmesa")  # CPU offscreen rendering (libosmesa6)
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
     console = Console(stderr=False)
     try:
         command = tyro.cli(Command, args=argv,

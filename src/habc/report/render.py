@@ -1,12 +1,12 @@
 """Rollout animations: replay an episode's layout and actions with MuJoCo offscreen (CPU).
 
-Rendering uses OSMesa (``MUJOCO_GL=osmesa``, Debian's libosmesa6) with shadows and offscreen
-anti-aliasing switched off, which makes CPU rendering about 10x faster.
+Rendering uses the GL backend named by ``MUJOCO_GL`` (the CLI defaults it to ``osmesa``,
+Debian's libosmesa6, before anything imports MuJoCo) with shadows and offscreen anti-aliasing
+switched off, which makes CPU rendering about 10x faster.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +16,6 @@ from habc.envs.registry import TaskSpec
 from habc.episodes.episode import Controller
 
 
-def _prepare_gl() -> None:
-    os.environ["MUJOCO_GL"] = "osmesa"
-    os.environ["PYOPENGL_PLATFORM"] = "osmesa"
-
-
 def render_replay(task: TaskSpec, seed: int, actions: npt.NDArray[np.float32],
                   controller: npt.NDArray[np.int8], *, width: int = 160, height: int = 120,
                   every: int = 4) -> list[npt.NDArray[np.uint8]]:
@@ -28,7 +23,6 @@ def render_replay(task: TaskSpec, seed: int, actions: npt.NDArray[np.float32],
 
     Human-controlled frames get a red border so that takeovers are visible.
     """
-    _prepare_gl()
     from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
     sim = ALL_V3_ENVIRONMENTS[task.env_name](render_mode="rgb_array", width=width, height=height,

@@ -1,0 +1,45 @@
+"""Check that a report renders in headless Chromium: every image loads."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from habc.errors import HabcError
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync",
+                  "--allow-file-access-from-files", "--virtual-time-budget=10000"]
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium binary, or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def check_in_chromium(index: Path, timeout: float = 120.0) -> tuple[int, int]:
+    """Load ``index`` in headless Chromium; return (images loaded, images broken).
+
+    Raises:
+        HabcError: when Chromium is missing or the page does not finish loading.
+    """
+    chromium = find_chromium()
+    if chromium is None:
+        raise HabcError("headless Chromium not found (Debian package `chromium`)")
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+             Path(index).resolve().as_uri()], capture_output=True, text=True, timeout=timeout)
+    loaded = re.search(r'data-images-loaded="(\d+)"', result.stdout)
+    broken = re.search(r'data-images-broken="(\d+)"', result.stdout)
+    if loaded is None or broken is None:
+        raise HabcError(f"{index} did not finish loading in Chromium")
+    return int(loaded.group(1)), int(broken.group(1))

@@ -1,0 +1,228 @@
+"""`habc report RUN_DIR`: one HTML page (plus the PNG/GIF files it shows) for a run directory.
+
+Every online run below RUN_DIR (a directory holding ``rounds/round_000.json``) is found and
+grouped by task, method and seed. A run inside a ``step2`` directory that continues ``habc`` is
+labelled ``habc_cont``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import tyro
+from rich.progress import track
+
+from habc.envs.registry import eval_seeds, get_task, make_env
+from habc.episodes.episode import EpisodeSource
+from habc.errors import ConfigError, HabcError
+from habc.experiments.tables import load_rounds
+from habc.policy.policy import load_policy
+from habc.report import figures
+from habc.report.traces import RunCritic, pick_episodes
+from habc.rollout.actors import PolicyActor
+from habc.rollout.runner import run_episode
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Write an HTML report of every online run found below a directory."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """Directory holding online runs (an experiment, a pipeline run, or one online run)."""
+    out: Path | None = None
+    """Output directory; default RUN_DIR/report."""
+    animations: bool = True
+    """Render SFT-vs-final rollout animations (MuJoCo offscreen on the CPU)."""
+    browser_check: bool = False
+    """Load the page in headless Chromium and fail if any image is broken."""
+
+    def __post_init__(self) -> None:
+        if not Path(self.run_dir).is_dir():
+            raise ConfigError(f"no run directory {self.run_dir}")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One online run."""
+
+    path: Path
+    task: str
+    label: str
+    seed: int
+    rounds: list[dict[str, Any]]
+
+
+def find_runs(root: Path) -> list[RunInfo]:
+    """Every online run below ``root``."""
+    runs = []
+    for first in sorted(Path(root).glob("**/rounds/round_000.json")):
+        path = first.parent.parent
+        rounds = load_rounds(path)
+        config = json.loads((path / "config.json").read_text())
+        label = rounds[0]["method"]
+        if label == "habc" and path.parent.name == "step2":
+            label = "habc_cont"
+        runs.append(RunInfo(path=path, task=rounds[0]["task"], label=label,
+                            seed=int(config.get("seed", 0)), rounds=rounds))
+    if not runs:
+        raise HabcError(f"no online runs (rounds/round_000.json) below {root}")
+    return runs
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _pct(ev: dict[str, Any]) -> str:
+    return f"{ev['success_rate']:.0%} [{ev['ci95_low']:.0%}, {ev['ci95_high']:.0%}]"
+
+
+def _rollout_gif(policy_dir: Path, out: Path) -> Path:
+    from habc.report.render import render_replay, write_gif
+
+    torch.set_num_threads(1)
+    policy = load_policy(policy_dir)
+    task = get_task(str(policy.meta["task"]))
+    env = make_env(task)
+    seed = eval_seeds(1)[0]
+    actor = PolicyActor(policy, prompt=task.prompt, version=0,
+                        generator=torch.Generator().manual_seed(seed))
+    ep = run_episode(env, actor, seed=seed, source=EpisodeSource.EVAL)
+    write_gif(render_replay(task, seed, ep.action, ep.controller), out)
+    return out
+
+
+def build_report(config: ReportConfig) -> Path:
+    """Write the report; return the path of index.html."""
+    runs = find_runs(config.run_dir)
+    out = Path(config.out or Path(config.run_dir) / "report")
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = sorted({r.task for r in runs})
+    sections: list[str] = []
+
+    final: dict[str, dict[str, list[dict[str, Any]]]] = {t: {} for t in tasks}
+    curves: dict[str, dict[str, list[list[float]]]] = {t: {} for t in tasks}
+    effort: dict[str, dict[str, tuple[float, float]]] = {t: {} for t in tasks}
+    rows, weight_rows = [], []
+    for run in runs:
+        online = run.rounds[1:]
+        last = run.rounds[-1]
+        final[run.task].setdefault(run.label, []).append(last["eval"])
+        curves[run.task].setdefault(run.label, []).append(
+            [r["eval"]["success_rate"] for r in run.rounds])
+        steps = sum(r["rollouts"]["operator_steps"] for r in online)
+        prev = effort[run.task].get(run.label, (0.0, 0.0))
+        effort[run.task][run.label] = (prev[0] + steps, max(prev[1],
+                                                            last["eval"]["success_rate"]))
+        msl = last["eval"]["mean_success_length"]
+        rows.append([run.task, run.label, str(run.seed), str(len(online)),
+                     _pct(run.rounds[0]["eval"]), _pct(last["eval"]),
+                     f"{msl:.1f}" if msl else "-", str(steps),
+                     str(sum(r["rollouts"]["n"] for r in online))])
+        train = last.get("train", {})
+        fmt = {k: (f"{train[k]:.2f}" if k in train else "-") for k in (
+            "w_tilde_success_autonomous", "w_tilde_human_windows", "zero_weight_fraction",
+            "recap_pass_per_100", "critic/brier", "critic/ece")}
+        weight_rows.append([run.task, run.label, str(run.seed), *fmt.values()])
+
+    bars = figures.success_bars(final, out / "success_bars.png")
+    curve_png = figures.success_curves(curves, out / "success_curves.png")
+    effort_png = figures.operator_effort(effort, out / "operator_effort.png")
+    sections.append("<h2>Success rate and mean success length (Fig. 3)</h2>"
+                    f"<img src='{bars.name}' alt='success bars'>" + _table(
+                        ["task", "method", "seed", "rounds", "SFT (round 0)", "final",
+                         "mean success length", "operator steps", "rollouts"], rows))
+    sections.append(f"<h2>Success vs round</h2><img src='{curve_png.name}' alt='curves'>")
+
+    sft_logs = {}
+    for log in sorted(Path(config.run_dir).glob("**/sft/train_log.csv")):
+        data = np.loadtxt(log, delimiter=",", skiprows=1, ndmin=2)
+        sft_logs[str(log.parent.parent.relative_to(config.run_dir)) or "sft"] = data[:, :2]
+    if sft_logs:
+        png = figures.sft_curves(sft_logs, out / "sft_curves.png")
+        sections.append("<h2>SFT convergence</h2><p>Training loss of each SFT run (log scale)."
+                        f"</p><img src='{png.name}' alt='sft curves'>")
+
+    trace_parts = []
+    for task in tasks:
+        candidates = [r for r in runs if r.task == task and r.label in ("habc", "habc_ir",
+                                                                          "habc_cont")]
+        if not candidates:
+            continue
+        run = candidates[0]
+        critic = RunCritic(run.path)
+        arrays = critic.store.read()
+        picks = pick_episodes(arrays)
+        traces = {name: critic.trace(arrays, e) for name, e in picks.items()}
+        slug = task.replace("-", "_")
+        fig4 = figures.viability_traces(traces, out / f"viability_{slug}.png")
+        name = next(iter(picks))
+        fig5 = figures.transition_signals(traces[name], f"{task}, {run.label}: {name}",
+                                          out / f"signals_{slug}.png")
+        trace_parts.append(f"<h3>{html.escape(task)} ({run.label}, critic after the last "
+                           f"round)</h3><img src='{fig4.name}' alt='viability'>"
+                           f"<img src='{fig5.name}' alt='signals'>")
+    if trace_parts:
+        sections.append("<h2>Viability along episodes (Fig. 4) and per-transition A_v, A_e, "
+                        "gate, weight (Fig. 5)</h2>" + "".join(trace_parts))
+
+    sections.append("<h2>Weight statistics (App. G)</h2><p>Last round's means over the "
+                    "learner's batches: pre-normalisation weight on successful autonomous "
+                    "transitions and on human windows, fraction of zero weights, recap's pass "
+                    "rate per 100 rollout samples, viability calibration.</p>" + _table(
+                        ["task", "method", "seed", "w~ success autonomous", "w~ human windows",
+                         "zero-weight fraction", "recap pass / 100", "Brier", "ECE"],
+                        weight_rows))
+    sections.append("<h2>Operator effort</h2><p>Operator (human) steps used over all rounds vs "
+                    f"the final success rate.</p><img src='{effort_png.name}' alt='effort'>")
+
+    if config.animations:
+        gifs = []
+        for task in track(tasks, description="animations"):
+            task_runs = [r for r in runs if r.task == task]
+            best = max(task_runs, key=lambda r: (r.label in ("habc_ir", "habc_cont", "habc"),
+                                                 len(r.rounds)))
+            slug = task.replace("-", "_")
+            sft_gif = _rollout_gif(best.path / "policies" / "v000", out / f"sft_{slug}.gif")
+            last_v = len(best.rounds) - 1
+            final_gif = _rollout_gif(best.path / "policies" / f"v{last_v:03d}",
+                                     out / f"final_{slug}.gif")
+            gifs.append(f"<h3>{html.escape(task)}</h3><figure><img src='{sft_gif.name}' "
+                        f"alt='sft'><figcaption>SFT</figcaption></figure><figure><img "
+                        f"src='{final_gif.name}' alt='final'><figcaption>{best.label} after "
+                        f"round {last_v}</figcaption></figure>")
+        sections.append("<h2>Rollouts: SFT vs final (first evaluation seed)</h2>" + "".join(gifs))
+
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>habc report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:1em 0;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:3px 7px}}th{{background:#f3f3f3}}
+img{{max-width:100%}}figure{{display:inline-block;margin:0 1em}}</style>
+<script>window.addEventListener("load", () => {{
+  const broken = [...document.images].filter(i => !i.complete || i.naturalWidth === 0);
+  document.body.dataset.imagesLoaded = document.images.length - broken.length;
+  document.body.dataset.imagesBroken = broken.length;
+}});</script></head>
+<body><h1>habc report</h1><p>Run directory: <code>{html.escape(str(config.run_dir))}</code>;
+{len(runs)} online runs over {len(tasks)} task(s). Success rates are over 50 evaluation seeds
+(disjoint from training seeds) with 95% Wilson intervals.</p>
+{"".join(sections)}</body></html>
+"""
+    index = out / "index.html"
+    index.write_text(page)
+    if config.browser_check:
+        from habc.report.browser import check_in_chromium
+
+        loaded, broken = check_in_chromium(index)
+        if broken or not loaded:
+            raise HabcError(f"{index}: {broken} of {loaded + broken} images broken in Chromium")
+    return index

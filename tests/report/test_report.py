@@ -1,0 +1,46 @@
+"""The HTML report: figures, tables and animations from online runs; it renders in Chromium."""
+
+import shutil
+
+import pytest
+
+from habc.cli import main
+from habc.report.browser import check_in_chromium, find_chromium
+from habc.report.html import find_runs
+from tests.test_online_cli import TINY_ONLINE, sft_checkpoint  # noqa: F401  (fixture)
+
+
+@pytest.fixture(scope="module")
+def online_run(sft_checkpoint, tmp_path_factory):  # noqa: F811
+    root = tmp_path_factory.mktemp("exp")
+    assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir",
+                 str(root / "step1" / "habc"), "--rounds", "1", *TINY_ONLINE]) == 0
+    return root
+
+
+def test_report_writes_page_figures_and_animations(online_run):
+    assert main(["report", str(online_run)]) == 0
+    out = online_run / "report"
+    page = (out / "index.html").read_text()
+    for name in ("success_bars.png", "success_curves.png", "operator_effort.png",
+                 "viability_reach.png", "signals_reach.png", "sft_reach.gif",
+                 "final_reach.gif"):
+        assert (out / name).stat().st_size > 1000, name
+        assert f"src='{name}'" in page, name
+    assert "Weight statistics (App. G)" in page and "Operator effort" in page
+    runs = find_runs(online_run)
+    assert len(runs) == 1 and runs[0].label == "habc" and runs[0].task == "reach"
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="needs Debian's chromium")
+def test_report_renders_in_chromium_and_broken_page_fails(online_run, tmp_path):
+    assert main(["report", str(online_run), "--no-animations", "--browser-check"]) == 0
+    broken = tmp_path / "broken"
+    shutil.copytree(online_run / "report", broken)
+    (broken / "success_bars.png").unlink()
+    loaded, missing = check_in_chromium(broken / "index.html")
+    assert missing >= 1 and loaded >= 1
+
+
+def test_report_of_nothing_is_a_clear_error(tmp_path):
+    assert main(["report", str(tmp_path)]) == 2
