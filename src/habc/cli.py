@@ -18,6 +18,7 @@ from rich.console import Console
 from habc.errors import HabcError
 from habc.evaluation.evaluate import EvalConfig
 from habc.evaluation.throughput import ThroughputConfig
+from habc.experiments.experiment import ExperimentConfig
 from habc.experiments.online import OnlineConfig
 from habc.experiments.pipeline import PipelineConfig
 from habc.experiments.sft_benchmark import SftBenchmarkConfig
@@ -40,6 +41,7 @@ Command = (
     | Annotated[EvalConfig, tyro.conf.subcommand("eval")]
     | Annotated[SftBenchmarkConfig, tyro.conf.subcommand("sft-benchmark")]
     | Annotated[ThroughputConfig, tyro.conf.subcommand("throughput")]
+    | Annotated[ExperimentConfig, tyro.conf.subcommand("experiment")]
     | Annotated[TableConfig, tyro.conf.subcommand("table")]
     | Annotated[ReportConfig, tyro.conf.subcommand("report")]
     | Annotated[TasksConfig, tyro.conf.subcommand("tasks")]
@@ -85,6 +87,10 @@ def run(command: object, console: Console) -> None:
         from habc.evaluation.throughput import measure_throughput
 
         console.print_json(json.dumps(measure_throughput(command)))
+    elif isinstance(command, ExperimentConfig):
+        from habc.experiments.experiment import run_experiment
+
+        console.print(f"experiment -> {run_experiment(command, console)}")
     elif isinstance(command, TableConfig):
         from habc.experiments.tables import rounds_table
 

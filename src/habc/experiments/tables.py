@@ -52,6 +52,7 @@ def rounds_table(runs: tuple[Path, ...]) -> str:
         walls = [sum(rec["wall_s"].values()) for rec in online]
         wall = f"{sum(walls) / len(walls):.0f}" if walls else "-"
         length = f"{msl:.1f}" if msl is not None else "-"
-        lines.append(f"| {recs[0]['method']} ({run.name}) | " + " | ".join(cells) +
+        method = json.loads((run / "config.json").read_text())["method"]
+        lines.append(f"| {method} ({run.name}) | " + " | ".join(cells) +
                      f" | {length} | {effort} | {rollouts} | {wall} |")
     return "\n".join(lines) + "\n"

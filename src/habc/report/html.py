@@ -65,7 +65,7 @@ def find_runs(root: Path) -> list[RunInfo]:
         path = first.parent.parent
         rounds = load_rounds(path)
         config = json.loads((path / "config.json").read_text())
-        label = rounds[0]["method"]
+        label = str(config["method"])  # rounds of a forked run were written by its parent
         if label == "habc" and path.parent.name == "step2":
             label = "habc_cont"
         runs.append(RunInfo(path=path, task=rounds[0]["task"], label=label,

@@ -1,0 +1,291 @@
+"""`habc experiment`: the paper's study in simulation, every method side by side.
+
+For each task and seed: demos + SFT once; Step 1: every Step-1 method for ``step1_rounds``
+rounds from that same SFT checkpoint with equal rollout and gradient budgets; Step 2: from the
+Step-1 HABC run, continue ``habc`` and ``habc_ir`` for ``step2_rounds`` more rounds (IR switches
+on after the initial phase). Jobs run in parallel processes; every job is resumable, so re-running
+the command after a crash redoes nothing that finished.
+
+Layout: ``OUT/<task>/seed_<s>/{demos, sft, step1/<method>, step2/<method>}`` plus
+``OUT/results.md`` and the HTML report in ``OUT/report``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+
+from habc.critic.config import CriticConfig
+from habc.envs.registry import EVAL_SEED_BASE, get_task
+from habc.errors import ConfigError, HabcError
+from habc.evaluation.stats import wilson_interval
+from habc.experiments.online import METHODS, OnlineConfig, run_online
+from habc.experiments.tables import load_rounds
+from habc.learner.online import LearnerConfig
+from habc.learner.sft import TrainConfig, train_sft
+from habc.policy.config import PolicyConfig
+from habc.rollout.collect import CollectConfig, collect_demos
+from habc.weighting.rules import HabcRule
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """What an experiment runs (a preset file or a JSON config file holds one)."""
+
+    name: str
+    tasks: tuple[tuple[str, int], ...]
+    seeds: tuple[int, ...] = (0,)
+    description: str = ""
+    action_noise: float = 0.1
+    sft_steps: int = 4000
+    step1_methods: tuple[str, ...] = ("sft", "dagger", "recap", "habc_v", "habc")
+    step1_rounds: int = 3
+    step2_methods: tuple[str, ...] = ("habc", "habc_ir")
+    step2_rounds: int = 3
+    rollouts_per_round: int = 20
+    steps_per_round: int = 1000
+    eval_trials: int = 50
+    max_steps: int | None = None
+    batch_size: int = 256
+    warmup_steps: int = 500
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+
+    def __post_init__(self) -> None:
+        if not self.tasks or not self.seeds:
+            raise ConfigError("an experiment needs tasks and seeds")
+        for task, demos in self.tasks:
+            get_task(task)
+            if demos < 1:
+                raise ConfigError(f"{task}: demos must be >= 1")
+        for m in (*self.step1_methods, *self.step2_methods):
+            if m not in METHODS:
+                raise ConfigError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+        if self.step2_methods and "habc" not in self.step1_methods:
+            raise ConfigError("Step 2 continues the Step-1 habc run: add habc to step1_methods")
+        if min(self.step1_rounds, self.rollouts_per_round, self.steps_per_round,
+               self.eval_trials, self.sft_steps) < 1 or self.step2_rounds < 0:
+            raise ConfigError("rounds, rollouts, steps and trials must be >= 1")
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> ExperimentSpec:
+        """Build from a JSON object (lists become tuples, nested configs dataclasses)."""
+        data = dict(payload)
+        try:
+            data["tasks"] = tuple((str(t), int(n)) for t, n in data["tasks"])
+            for key in ("seeds", "step1_methods", "step2_methods"):
+                if key in data:
+                    data[key] = tuple(data[key])
+            if "policy" in data:
+                data["policy"] = PolicyConfig(**data["policy"])
+            if "critic" in data:
+                data["critic"] = CriticConfig(**data["critic"])
+            return cls(**data)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"bad experiment spec: {e}") from e
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped with habc."""
+    folder = resources.files("habc.experiments") / "presets"
+    return sorted(p.name.removesuffix(".json") for p in folder.iterdir()
+                  if p.name.endswith(".json"))
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Run every method side by side on a preset or a JSON experiment file (resumable)."""
+
+    preset: str | None = "benchmark"
+    """Preset name (see src/habc/experiments/presets), used when no --config-file is given."""
+    config_file: Path | None = None
+    """JSON experiment spec (same keys as a preset)."""
+    out: Path | None = None
+    """Output directory; default runs/experiments/<name>."""
+    jobs: int = 2
+    """Jobs run in parallel processes (each uses one core)."""
+    report: bool = True
+    """Write the HTML report at the end."""
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise ConfigError("jobs must be >= 1")
+
+    def spec(self) -> ExperimentSpec:
+        """Load the experiment spec."""
+        if self.config_file is not None:
+            path = Path(self.config_file)
+        elif self.preset is not None:
+            if self.preset not in preset_names():
+                raise ConfigError(f"unknown preset {self.preset!r}; presets: "
+                                  f"{', '.join(preset_names())}")
+            path = Path(str(resources.files("habc.experiments") / "presets" /
+                            f"{self.preset}.json"))
+        else:
+            raise ConfigError("give --preset or --config-file")
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read experiment spec {path}: {e}") from e
+        return ExperimentSpec.from_json(payload)
+
+
+# ------------------------------------------------------------------------------------- jobs
+def _cell(out: Path, task: str, seed: int) -> Path:
+    return out / get_task(task).name / f"seed_{seed}"
+
+
+def _quiet() -> None:
+    os.environ.setdefault("MUJOCO_GL", "osmesa")
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def sft_job(spec: ExperimentSpec, out: Path, task: str, demos: int, seed: int) -> str:
+    """Demos (seed-specific training seeds) and SFT for one task and seed."""
+    _quiet()
+    cell = _cell(out, task, seed)
+    ds = cell / "demos"
+    have = 0
+    if (ds / "meta/info.json").exists():
+        from habc.episodes.store import EpisodeStore
+
+        have = EpisodeStore.open(ds).num_episodes
+    if have < demos:
+        collect_demos(CollectConfig(task=task, out=ds, num_episodes=demos - have,
+                                    seed_start=seed * 1000, action_noise=spec.action_noise,
+                                    max_steps=spec.max_steps, noise_seed=seed),
+                      show_progress=False)
+    train_sft(TrainConfig(datasets=(ds,), run_dir=cell / "sft", steps=spec.sft_steps,
+                          seed=seed, num_threads=1, policy=spec.policy,
+                          batch_size=spec.batch_size), show_progress=False)
+    return f"{task} seed {seed}: SFT"
+
+
+def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path, rounds: int,
+                   seed: int) -> OnlineConfig:
+    return OnlineConfig(
+        sft_checkpoint=cell / "sft" / "checkpoints" / "last", run_dir=run_dir,
+        method=method,  # type: ignore[arg-type]
+        rounds=rounds, initial_rounds=spec.step1_rounds,
+        rollouts_per_round=spec.rollouts_per_round, steps_per_round=spec.steps_per_round,
+        eval_trials=spec.eval_trials, workers=1, seed=seed, max_steps=spec.max_steps,
+        num_threads=1, learner=LearnerConfig(batch_size=spec.batch_size, critic=spec.critic),
+        habc=HabcRule(warmup_steps=spec.warmup_steps))
+
+
+def online_job(spec: ExperimentSpec, out: Path, task: str, seed: int, method: str,
+               step: int) -> str:
+    """One Step-1 run, or one Step-2 run forked from the Step-1 habc run."""
+    _quiet()
+    cell = _cell(out, task, seed)
+    run_dir = cell / f"step{step}" / method
+    rounds = spec.step1_rounds
+    if step == 2:
+        rounds += spec.step2_rounds
+        if not (run_dir / "config.json").exists():
+            source = cell / "step1" / "habc"
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # an interrupted fork: copy again
+            top_level = {"config.json", "summary.json", "tb", "eval"}
+            shutil.copytree(source, run_dir, ignore=lambda folder, names: [
+                n for n in names if Path(folder) == source and n in top_level])
+    log = (run_dir.parent / f"{method}.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as handle:
+        run_online(_online_config(spec, cell, method, run_dir, rounds, seed),
+                   Console(file=handle, width=100), show_progress=False)
+    return f"{task} seed {seed}: step {step} {method}"
+
+
+def run_experiment(config: ExperimentConfig, console: Console | None = None) -> Path:
+    """Run (or resume) every job, then write results.md (and the report); return OUT."""
+    console = console or Console()
+    spec = config.spec()
+    out = Path(config.out or Path("runs/experiments") / spec.name)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.json").write_text(json.dumps(
+        {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in spec.__dict__.items()},
+        indent=2, default=str))
+    stages: list[list[tuple[Any, ...]]] = [
+        [(sft_job, spec, out, t, n, s) for t, n in spec.tasks for s in spec.seeds],
+        [(online_job, spec, out, t, s, m, 1) for t, _ in spec.tasks for s in spec.seeds
+         for m in spec.step1_methods],
+        [(online_job, spec, out, t, s, m, 2) for t, _ in spec.tasks for s in spec.seeds
+         for m in spec.step2_methods],
+    ]
+    total = sum(len(s) for s in stages)
+    start = time.perf_counter()
+    with Progress(console=console) as progress, ProcessPoolExecutor(
+            config.jobs, mp_context=mp.get_context("spawn")) as pool:
+        bar = progress.add_task(f"experiment {spec.name}", total=total)
+        for stage in stages:
+            futures: list[Future[str]] = [pool.submit(fn, *args) for fn, *args in stage]
+            for future in futures:
+                try:
+                    progress.console.print(f"done: {future.result()}")
+                except HabcError as e:
+                    raise HabcError(f"a job failed: {e}") from e
+                progress.advance(bar)
+    wall = time.perf_counter() - start
+    table = results_table(out, spec)
+    (out / "results.md").write_text(table + f"\nWall-clock of this invocation: {wall:.0f} s "
+                                    f"with {config.jobs} parallel jobs.\n")
+    console.print(table)
+    if config.report:
+        from habc.report.html import ReportConfig, build_report
+
+        console.print(f"report -> {build_report(ReportConfig(run_dir=out))}")
+    return out
+
+
+def results_table(out: Path, spec: ExperimentSpec) -> str:
+    """Markdown: final success per task and method, pooled over seeds (95% Wilson CI)."""
+    columns = [*(f"{m}" for m in spec.step1_methods),
+               *(("habc_cont" if m == "habc" else m) for m in spec.step2_methods)]
+    lines = [f"Final success after {spec.step1_rounds} rounds (Step 1) and "
+             f"{spec.step1_rounds + spec.step2_rounds} rounds (Step 2); {spec.eval_trials} "
+             f"evaluation trials per seed (seeds {EVAL_SEED_BASE}+), pooled over seeds "
+             f"{list(spec.seeds)}; SFT = round 0. Mean success length in parentheses.", "",
+             "| task | SFT | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for task, demos in spec.tasks:
+        cells: list[str] = []
+        sft: list[dict[str, Any]] = []
+        for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods)):
+            for m in methods:
+                finals = []
+                for s in spec.seeds:
+                    run = _cell(out, task, s) / f"step{step}" / m
+                    if (run / "rounds").exists():
+                        recs = load_rounds(run)
+                        finals.append(recs[-1]["eval"])
+                        if step == 1 and len(sft) < len(spec.seeds):
+                            sft.append(recs[0]["eval"])
+                cells.append(_pooled(finals))
+        lines.append(f"| {task} ({demos} demos) | {_pooled(sft)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _pooled(evals: list[dict[str, Any]]) -> str:
+    if not evals:
+        return "-"
+    k = sum(round(e["success_rate"] * e["n_trials"]) for e in evals)
+    n = sum(e["n_trials"] for e in evals)
+    low, high = wilson_interval(k, n)
+    lengths = [e["mean_success_length"] for e in evals if e["mean_success_length"]]
+    length = f" ({np.mean(lengths):.0f})" if lengths else ""
+    return f"{k / n:.0%} [{low:.0%}, {high:.0%}]{length}"
