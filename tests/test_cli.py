@@ -81,6 +81,7 @@ def test_pipeline_tiny(tmp_path):
     assert len(summary["online"]["success_by_round"]) == 2
     assert "success moved from" in r.stdout
     assert (tmp_path / "online/habc/rounds/round_001.json").exists()
+    assert (tmp_path / "report/index.html").exists() and "report ->" in r.stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -6,6 +6,7 @@ Everything lives under one run directory::
     sft/              SFT run (checkpoints, TensorBoard, train_log.csv)
     eval/sft.json     SFT evaluation (only when rounds = 0)
     online/METHOD/    online rounds (see habc.experiments.online)
+    report/           HTML report (index.html and the figures it shows)
     summary.json
 
 Re-running the same command resumes: demos already collected are kept, training continues from
@@ -28,6 +29,7 @@ from habc.evaluation.evaluate import EvalConfig, evaluate, format_result
 from habc.experiments.online import Method, OnlineConfig, run_online
 from habc.learner.sft import TrainConfig, train_sft
 from habc.policy.config import PolicyConfig
+from habc.report.html import ReportConfig, build_report
 from habc.rollout.collect import CollectConfig, collect_demos
 
 
@@ -63,6 +65,8 @@ class PipelineConfig:
     """Episode step limit of demos, rollouts and evaluation; defaults to the task's."""
     seed: int = 0
     """Training seed."""
+    report: bool = True
+    """Write the HTML report (RUN_DIR/report/index.html) at the end."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Policy architecture."""
 
@@ -130,6 +134,12 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict
     timings["online_s" if config.rounds else "eval_s"] = time.perf_counter() - start
     summary["sft"] = {k: sft_eval[k] for k in ("success_rate", "ci95_low", "ci95_high",
                                                "n_trials", "mean_success_length")}
+    if config.rounds and config.report:
+        start = time.perf_counter()
+        index = build_report(ReportConfig(run_dir=run_dir))
+        timings["report_s"] = time.perf_counter() - start
+        summary["report"] = str(index)
+        console.print(f"report -> {index}")
     summary["timings"] = timings
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     console.print(f"summary -> {run_dir / 'summary.json'}")
