@@ -39,9 +39,9 @@ class OperatorConfig:
     """What makes the operator step in."""
     help_prob: float = 0.5
     """Probability that the operator is willing to help in a given episode."""
-    stall_steps: int = 90
+    stall_steps: int = 150
     """Steps without progress gain that count as a stall."""
-    stall_min_gain: float = 0.1
+    stall_min_gain: float = 0.05
     """Gain of the best smoothed progress that counts as progress."""
     drop_threshold: float = 0.45
     """Fall of smoothed progress below its best that counts as a drop."""
