@@ -67,6 +67,8 @@ class PipelineConfig:
     """Training seed."""
     report: bool = True
     """Write the HTML report (RUN_DIR/report/index.html) at the end."""
+    num_threads: int = 2
+    """torch CPU threads for SFT (use 1 when other jobs share the cores)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Policy architecture."""
 
@@ -103,7 +105,8 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None) -> dict
     start = time.perf_counter()
     train = train_sft(TrainConfig(datasets=(demos,), run_dir=run_dir / "sft",
                                   steps=config.train_steps, batch_size=config.batch_size,
-                                  seed=config.seed, policy=config.policy))
+                                  seed=config.seed, policy=config.policy,
+                                  num_threads=config.num_threads))
     timings["train_s"] = time.perf_counter() - start
     console.print(f"SFT checkpoint -> {train['checkpoint']}")
 

@@ -39,6 +39,8 @@ class SftBenchmarkConfig:
     """Evaluation trials per cell."""
     workers: int = 2
     """Parallel evaluation processes."""
+    num_threads: int = 2
+    """torch CPU threads for SFT (use 1 when other jobs share the cores)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Policy architecture."""
 
@@ -66,7 +68,8 @@ def run_sft_benchmark(config: SftBenchmarkConfig, console: Console | None = None
                 summary = run_pipeline(PipelineConfig(
                     task=task, run_dir=cell, num_demos=n, action_noise=config.action_noise,
                     train_steps=config.train_steps, eval_trials=config.eval_trials,
-                    workers=config.workers, policy=config.policy, rounds=0), console)
+                    workers=config.workers, policy=config.policy, rounds=0,
+                    num_threads=config.num_threads), console)
                 summary["cell_wall_s"] = time.perf_counter() - start
                 summary_path.write_text(json.dumps(summary, indent=2))
             rows.append({"task": summary["task"], "demos": n, **summary["sft"],
