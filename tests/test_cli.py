@@ -119,3 +119,21 @@ def test_every_subcommand_has_help():
     for sub in ("pipeline", "collect", "train", "eval", "throughput", "sft-benchmark", "tasks"):
         r = habc(sub, "--help")
         assert r.returncode == 0 and "usage" in r.stdout.lower()
+
+
+def test_resume_drops_log_rows_after_the_checkpoint(tmp_path):
+    demos = tmp_path / "demos"
+    assert main(["collect", "--task", "reach", "--out", str(demos), "--num-episodes", "2",
+                 "--max-steps", "150"]) == 0
+    args = ["train", "--datasets", str(demos), "--run-dir", str(tmp_path / "run"),
+            "--batch-size", "8", "--log-every", "5", "--ckpt-every", "10", *TINY_POLICY]
+    assert main([*args, "--steps", "20"]) == 0
+    log = tmp_path / "run/train_log.csv"
+    # Pretend the run died at step 17 after its step-10 checkpoint: rows 15 were logged.
+    cfg = tmp_path / "run/checkpoints/last/config.json"
+    payload = json.loads(cfg.read_text())
+    payload["meta"]["step"] = 10
+    cfg.write_text(json.dumps(payload))
+    assert main([*args, "--steps", "20"]) == 0
+    steps = [int(line.split(",")[0]) for line in log.read_text().splitlines()[1:]]
+    assert steps == [5, 10, 15, 20]

@@ -136,6 +136,10 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     log_path = run_dir / "train_log.csv"
     if start_step == 0 or not log_path.exists():
         log_path.write_text("step,loss,lr,grad_norm,samples_per_s\n")
+    else:  # drop rows logged after the checkpoint we resume from
+        head, *rows = log_path.read_text().splitlines()
+        kept = [r for r in rows if int(r.split(",")[0]) <= start_step]
+        log_path.write_text("\n".join([head, *kept]) + "\n")
     policy.train()
     window_start, window_samples, losses = time.perf_counter(), 0, []
 
