@@ -114,6 +114,8 @@ class ExperimentConfig:
     """JSON experiment spec (same keys as a preset)."""
     out: Path | None = None
     """Output directory; default runs/experiments/<name>."""
+    seeds: tuple[int, ...] = ()
+    """Run only these seeds (default: the spec's); finished jobs of other seeds are kept."""
     jobs: int = 2
     """Jobs run in parallel processes (each uses one core)."""
     report: bool = True
@@ -139,6 +141,8 @@ class ExperimentConfig:
             payload = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read experiment spec {path}: {e}") from e
+        if self.seeds:
+            payload["seeds"] = list(self.seeds)
         return ExperimentSpec.from_json(payload)
 
 
