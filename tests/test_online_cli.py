@@ -45,6 +45,7 @@ def test_online_round_writes_per_round_json(sft_checkpoint, tmp_path, method):
         assert key in r1["eval"]
     assert r1["rollouts"]["n"] == 3 and r1["learner_step"] == 8
     assert r1["rollouts"]["operator_steps"] >= 0 and "zero_weight_fraction" in r1["train"]
+    assert r1["rollouts"]["takeovers"] >= r1["rollouts"]["with_intervention"]
     arrays = EpisodeStore.open(run / "rollouts").read()
     assert sorted(arrays.seed.tolist()) == [10_000, 10_001, 10_002]
     assert set(arrays.policy_version[arrays.controller == 0].tolist()) <= {0}

@@ -25,6 +25,16 @@ from habc.envs.registry import TaskSpec
 warnings.filterwarnings("ignore", message="Constant\\(s\\) may be too high")
 
 
+def configure_sim(sim: Any, max_steps: int) -> None:
+    """Make a Meta-World simulator show the goal and draw layouts from its seeded generator."""
+    sim._partially_observable = False  # goal visible in the state, as in MT1
+    del sim.sawyer_observation_space  # recompute the cached space for the new observability
+    sim._set_task_called = True
+    sim._freeze_rand_vec = False
+    sim.seeded_rand_vec = True  # layouts come from sim.np_random, seeded at each reset
+    sim.max_path_length = max_steps
+
+
 class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.float32]]):
     """One Meta-World task; see the module docstring for the conventions."""
 
@@ -37,12 +47,7 @@ class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[np.float32]], npt.NDArray[n
         self.task = task
         self.max_steps = max_steps
         sim = ALL_V3_ENVIRONMENTS[task.env_name]()
-        sim._partially_observable = False  # goal visible in the state, as in MT1
-        del sim.sawyer_observation_space  # recompute the cached space for the new observability
-        sim._set_task_called = True
-        sim._freeze_rand_vec = False
-        sim.seeded_rand_vec = True  # layouts come from sim.np_random, seeded at each reset
-        sim.max_path_length = max_steps
+        configure_sim(sim, max_steps)
         self.sim = sim
         box = sim.sawyer_observation_space
         self.observation_space = gym.spaces.Dict({

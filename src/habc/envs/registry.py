@@ -41,7 +41,6 @@ class TaskSpec:
         action_dim: width of the action.
         action_low: lower action bound (every dimension).
         action_high: upper action bound (every dimension).
-        suite: which simulator suite provides the task.
     """
 
     name: str
@@ -52,7 +51,6 @@ class TaskSpec:
     action_dim: int = 4
     action_low: float = -1.0
     action_high: float = 1.0
-    suite: str = "metaworld"
 
 
 @functools.cache

@@ -79,8 +79,3 @@ class Episode:
     def length(self) -> int:
         """Number of steps ``T``."""
         return len(self.state)
-
-    @property
-    def has_intervention(self) -> bool:
-        """True if at least one step was produced by the human."""
-        return bool(np.any(self.controller == Controller.HUMAN))

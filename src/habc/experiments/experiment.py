@@ -261,7 +261,8 @@ def results_table(out: Path, spec: ExperimentSpec) -> str:
     """Markdown: final success per task and method, pooled over seeds (95% Wilson CI)."""
     columns = [*(f"{m}" for m in spec.step1_methods),
                *(("habc_cont" if m == "habc" else m) for m in spec.step2_methods)]
-    lines = [f"Final success after {spec.step1_rounds} rounds (Step 1) and "
+    lines = [f"{spec.name}: {spec.description}", "",
+             f"Final success after {spec.step1_rounds} rounds (Step 1) and "
              f"{spec.step1_rounds + spec.step2_rounds} rounds (Step 2); {spec.eval_trials} "
              f"evaluation trials per seed (seeds {EVAL_SEED_BASE}+), pooled over seeds "
              f"{list(spec.seeds)}; SFT = round 0. Mean success length in parentheses.", "",

@@ -36,6 +36,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from habc.credit.labels import segment_ids
 from habc.envs.registry import check_train_seeds, get_task, make_env, make_expert
 from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore, open_stores
@@ -186,12 +187,15 @@ def rollout_summary(store: EpisodeStore, seeds: list[int]) -> dict[str, Any]:
     per_ep = np.add.reduceat(human.astype(np.int64), sub.episode_starts) if sub.num_episodes \
         else np.zeros(0, dtype=np.int64)
     helped = per_ep > 0
+    segment = segment_ids(sub.controller, sub.episode_starts)
+    takeovers = len(np.unique(segment[human]))
     failed_unhelped = ~sub.success & ~helped
     return {
         "n": int(sub.num_episodes),
         "success_rate": float(sub.success.mean()) if sub.num_episodes else 0.0,
         "autonomous_successes": int(np.sum(sub.success & ~helped)),
         "with_intervention": int(helped.sum()),
+        "takeovers": int(takeovers),
         "intervention_successes": int(np.sum(sub.success & helped)),
         "unhelped_failures": int(failed_unhelped.sum()),
         "operator_steps": int(human.sum()),

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from habc.envs.metaworld_env import configure_sim
 from habc.envs.registry import TaskSpec
 from habc.episodes.episode import Controller
 
@@ -27,11 +28,7 @@ def render_replay(task: TaskSpec, seed: int, actions: npt.NDArray[np.float32],
 
     sim = ALL_V3_ENVIRONMENTS[task.env_name](render_mode="rgb_array", width=width, height=height,
                                              camera_name="corner")
-    sim._partially_observable = False
-    sim._set_task_called = True
-    sim._freeze_rand_vec = False
-    sim.seeded_rand_vec = True
-    sim.max_path_length = max(len(actions) + 1, task.max_steps)
+    configure_sim(sim, max(len(actions) + 1, task.max_steps))
     sim.model.vis.quality.shadowsize = 0
     sim.model.vis.quality.offsamples = 0
     sim.seed(seed)

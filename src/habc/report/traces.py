@@ -34,7 +34,6 @@ class EpisodeTrace:
     controller: npt.NDArray[np.int8]
     kind: npt.NDArray[np.int8]
     viability: npt.NDArray[np.float32]
-    steps_to_success: npt.NDArray[np.float32]
     a_v: npt.NDArray[np.float32]
     a_e: npt.NDArray[np.float32]
     gate: npt.NDArray[np.float32]
@@ -95,7 +94,7 @@ class RunCritic:
                                                             FrameKind.SUFFIX])), 0.0, w)
         return EpisodeTrace(seed=int(arrays.seed[episode]), success=success,
                             controller=controller, kind=kind,
-                            viability=torch.sigmoid(v).numpy(), steps_to_success=eff.numpy(),
+                            viability=torch.sigmoid(v).numpy(),
                             a_v=a_v.numpy(), a_e=a_e.numpy(), gate=gate.numpy(),
                             weight=w.numpy())
 
