@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.utils.tensorboard import SummaryWriter
 
 from habc.credit.labels import segment_ids
 from habc.envs.registry import check_train_seeds, get_task, make_env, make_expert
@@ -42,7 +43,7 @@ from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore, open_stores
 from habc.errors import ConfigError
 from habc.evaluation.evaluate import EvalConfig, check_fits, evaluate, format_result
-from habc.learner.online import LearnerConfig, OnlineLearner, prepare_data
+from habc.learner.online import LearnerConfig, OnlineLearner, TrainingData, prepare_data
 from habc.policy.policy import load_policy
 from habc.rollout.actors import PolicyActor
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
@@ -211,8 +212,6 @@ def _policy_dir(run_dir: Path, version: int) -> Path:
 def run_online(config: OnlineConfig, console: Console | None = None,
                *, show_progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the online rounds; return the summary."""
-    from torch.utils.tensorboard import SummaryWriter
-
     console = console or Console()
     torch.set_num_threads(config.num_threads)
     run_dir = Path(config.run_dir)
@@ -327,8 +326,9 @@ def _eval_fields(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result[k] for k in keys}
 
 
-def _train_round(learner: OnlineLearner, data: Any, r: int, config: OnlineConfig,
-                 writer: Any, latest: Path, progress: Progress, task: str) -> dict[str, float]:
+def _train_round(learner: OnlineLearner, data: TrainingData, r: int, config: OnlineConfig,
+                 writer: SummaryWriter, latest: Path, progress: Progress,
+                 task: str) -> dict[str, float]:
     """Run learner steps up to ``r * steps_per_round``; return the round's mean statistics."""
     end = r * config.steps_per_round
     rng = np.random.default_rng([config.seed, learner.step])

@@ -208,7 +208,7 @@ class OnlineLearner:
             batch = gather_windows(arrays, anchors, self.policy.config.chunk_horizon)
             losses = self.policy.per_sample_loss(batch.obs, batch.actions, batch.valid,
                                                  generator)
-            actor_loss = fm.weighted_loss(losses, weights, rule_stats["n_valid"])  # the weights
+            actor_loss = fm.weighted_loss(losses, weights, rule_stats["n_valid"])  # sum w l / n
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             stats["actor/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
