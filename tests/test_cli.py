@@ -53,6 +53,14 @@ def test_collect_train_eval_end_to_end(tmp_path):
     assert all(1 <= t["length"] <= 20 for t in result["trials"])
     assert result["ci95_low"] <= result["success_rate"] <= result["ci95_high"]
 
+    r = habc("throughput", "--checkpoint", str(run / "checkpoints/last"), "--sim-steps", "300",
+             "--episodes", "1")
+    assert r.returncode == 0, r.stderr
+    rates = json.loads(r.stdout)
+    assert rates["sim_steps_per_s"] > 0 and rates["policy_loop_steps_per_s"] > 0
+    assert rates["ratio"] == pytest.approx(rates["policy_loop_steps_per_s"] /
+                                           rates["sim_steps_per_s"])
+
 
 def test_train_resumes_from_last_checkpoint(tmp_path):
     demos = tmp_path / "demos"
@@ -115,8 +123,15 @@ def test_invalid_option_type_is_rejected_by_the_parser():
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
+def test_tasks_lists_the_registry(capsys):
+    assert main(["tasks"]) == 0
+    names = capsys.readouterr().out.split()
+    assert len(names) == 50 and "peg-insert-side" in names
+
+
 def test_every_subcommand_has_help():
-    for sub in ("pipeline", "collect", "train", "eval", "throughput", "sft-benchmark", "tasks"):
+    for sub in ("pipeline", "collect", "train", "eval", "throughput", "sft-benchmark", "tasks",
+                "online", "table", "experiment", "report"):
         r = habc(sub, "--help")
         assert r.returncode == 0 and "usage" in r.stdout.lower()
 
