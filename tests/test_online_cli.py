@@ -110,3 +110,21 @@ def test_table_of_runs(sft_checkpoint, tmp_path, capsys):
     assert rows[2].startswith("| habc (habc) |") and "%" in rows[2]
     assert (tmp_path / "t.md").read_text() == table
     assert main(["table", "--runs", str(tmp_path / "missing")]) == 2
+
+
+def test_same_config_gives_the_same_run_whatever_ran_before(sft_checkpoint, tmp_path):
+    import torch
+
+    args = ["online", "--sft-checkpoint", str(sft_checkpoint), "--rounds", "1", *TINY_ONLINE]
+    assert main([*args, "--run-dir", str(tmp_path / "a")]) == 0
+    torch.rand(1000)  # consume the global generator, as an earlier job in this process would
+    assert main([*args, "--run-dir", str(tmp_path / "b")]) == 0
+    from safetensors.torch import load_file
+
+    a = load_file(str(tmp_path / "a/learner/latest/critic.safetensors"))
+    b = load_file(str(tmp_path / "b/learner/latest/critic.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ra = json.loads((tmp_path / "a/rounds/round_001.json").read_text())
+    rb = json.loads((tmp_path / "b/rounds/round_001.json").read_text())
+    assert ra["eval"]["success_rate"] == rb["eval"]["success_rate"]
+    assert ra["rollouts"] == rb["rollouts"]

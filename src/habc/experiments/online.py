@@ -236,6 +236,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         EpisodeStore.create(rollouts_dir, state_dim=sft.state_dim, action_dim=sft.action_dim,
                             fps=make_env(task).fps, robot_type="sawyer")
 
+    torch.manual_seed(config.seed)  # critic initialisation: independent of the process's past
     learner = OnlineLearner(load_policy(v0), config.rule(), config.learner,
                             t_max=config.max_steps or task.max_steps, method=config.method)
     latest = run_dir / "learner" / "latest"
