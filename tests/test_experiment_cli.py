@@ -38,5 +38,7 @@ def test_presets_and_bad_specs(tmp_path):
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]],
                                 "step1_methods": ["ppo"]}))
     assert main(["experiment", "--config-file", str(spec)]) == 2
+    spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "eval_seed_offset": -1}))
+    assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text("{broken")
     assert main(["experiment", "--config-file", str(spec)]) == 2

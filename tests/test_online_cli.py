@@ -11,6 +11,8 @@ import pytest
 
 from habc.cli import main
 from habc.episodes.store import EpisodeStore
+from habc.errors import ConfigError
+from habc.experiments.online import OnlineConfig
 
 TINY_POLICY = ["--policy.hidden-dim", "32", "--policy.num-blocks", "1",
                "--policy.chunk-horizon", "4", "--policy.exec-horizon", "2",
@@ -41,6 +43,8 @@ def test_online_round_writes_per_round_json(sft_checkpoint, tmp_path, method):
     r0 = json.loads((run / "rounds/round_000.json").read_text())
     r1 = json.loads((run / "rounds/round_001.json").read_text())
     assert r0["eval"]["n_trials"] == 2
+    trials = json.loads((run / "eval/v001.json").read_text())["trials"]
+    assert [t["seed"] for t in trials] == [1_000_000, 1_000_001]
     for key in ("success_rate", "ci95_low", "ci95_high", "mean_success_length"):
         assert key in r1["eval"]
     assert r1["rollouts"]["n"] == 3 and r1["learner_step"] == 8
@@ -86,6 +90,17 @@ def test_killed_run_resumes_to_the_same_end_state(sft_checkpoint, tmp_path):
     assert sorted(arrays.seed.tolist()) == list(range(10_000, 10_006))  # none lost or doubled
     r2 = json.loads((tmp_path / "rounds/round_002.json").read_text())
     assert r2["learner_step"] == 16
+
+
+def test_validation_block_of_evaluation_seeds(sft_checkpoint, tmp_path):
+    assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(tmp_path),
+                 "--method", "sft", "--rounds", "1", "--eval-seed-offset", "100000",
+                 *TINY_ONLINE]) == 0
+    for version in ("v000", "v001"):
+        trials = json.loads((tmp_path / f"eval/{version}.json").read_text())["trials"]
+        assert [t["seed"] for t in trials] == [1_100_000, 1_100_001]
+    with pytest.raises(ConfigError, match="eval_seed_offset"):
+        OnlineConfig(sft_checkpoint=sft_checkpoint, run_dir=tmp_path, eval_seed_offset=-1)
 
 
 def test_online_bad_input(tmp_path):

@@ -57,6 +57,7 @@ class ExperimentSpec:
     rollouts_per_round: int = 20
     steps_per_round: int = 1000
     eval_trials: int = 50
+    eval_seed_offset: int = 0
     max_steps: int | None = None
     batch_size: int = 256
     warmup_steps: int = 500
@@ -78,6 +79,8 @@ class ExperimentSpec:
         if min(self.step1_rounds, self.rollouts_per_round, self.steps_per_round,
                self.eval_trials, self.sft_steps) < 1 or self.step2_rounds < 0:
             raise ConfigError("rounds, rollouts, steps and trials must be >= 1")
+        if self.eval_seed_offset < 0:
+            raise ConfigError("eval_seed_offset must be >= 0 (0: the reported block)")
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> ExperimentSpec:
@@ -187,7 +190,8 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         method=method,  # type: ignore[arg-type]
         rounds=rounds, initial_rounds=spec.step1_rounds,
         rollouts_per_round=spec.rollouts_per_round, steps_per_round=spec.steps_per_round,
-        eval_trials=spec.eval_trials, workers=1, seed=seed, max_steps=spec.max_steps,
+        eval_trials=spec.eval_trials, eval_seed_offset=spec.eval_seed_offset, workers=1,
+        seed=seed, max_steps=spec.max_steps,
         num_threads=1, learner=LearnerConfig(batch_size=spec.batch_size, critic=spec.critic),
         habc=HabcRule(warmup_steps=spec.warmup_steps))
 
@@ -264,7 +268,7 @@ def results_table(out: Path, spec: ExperimentSpec) -> str:
     lines = [f"{spec.name}: {spec.description}", "",
              f"Final success after {spec.step1_rounds} rounds (Step 1) and "
              f"{spec.step1_rounds + spec.step2_rounds} rounds (Step 2); {spec.eval_trials} "
-             f"evaluation trials per seed (seeds {EVAL_SEED_BASE}+), pooled over seeds "
+             f"evaluation trials per seed (seeds {EVAL_SEED_BASE + spec.eval_seed_offset}+), pooled over seeds "
              f"{list(spec.seeds)}; SFT = round 0. Mean success length in parentheses.", "",
              "| task | SFT | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for task, demos in spec.tasks:

@@ -38,7 +38,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch.utils.tensorboard import SummaryWriter
 
 from habc.credit.labels import segment_ids
-from habc.envs.registry import check_train_seeds, get_task, make_env, make_expert
+from habc.envs.registry import check_train_seeds, eval_seeds, get_task, make_env, make_expert
 from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore, open_stores
 from habc.errors import ConfigError
@@ -76,6 +76,10 @@ class OnlineConfig:
     """Learner steps per round."""
     eval_trials: int = 50
     """Evaluation trials per round."""
+    eval_seed_offset: int = 0
+    """Evaluation seeds are EVAL_SEED_BASE + offset + i. Reported results use 0; tuning runs use
+    a disjoint validation block (docs/benchmarks.md uses 100000) so nothing is tuned on the
+    reported seeds."""
     workers: int = 2
     """Parallel processes for rollouts and evaluation."""
     max_steps: int | None = None
@@ -107,8 +111,8 @@ class OnlineConfig:
                 raise ConfigError(f"{name} must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError("max_steps must be >= 1")
-        if self.initial_rounds < 0:
-            raise ConfigError("initial_rounds must be >= 0")
+        if self.initial_rounds < 0 or self.eval_seed_offset < 0:
+            raise ConfigError("initial_rounds and eval_seed_offset must be >= 0")
         last = self.rollout_seed_base + self.rounds * self.rollouts_per_round - 1
         check_train_seeds([self.rollout_seed_base, last])
 
@@ -248,7 +252,9 @@ def run_online(config: OnlineConfig, console: Console | None = None,
 
     def eval_policy(version: int) -> dict[str, Any]:
         return evaluate(EvalConfig(checkpoint=_policy_dir(run_dir, version),
-                                   num_trials=config.eval_trials, workers=config.workers,
+                                   seeds=tuple(eval_seeds(config.eval_trials,
+                                                          config.eval_seed_offset)),
+                                   workers=config.workers,
                                    max_steps=config.max_steps,
                                    out=run_dir / "eval" / f"v{version:03d}.json",
                                    sample_seed=config.seed), show_progress=show_progress)
