@@ -2,7 +2,9 @@
 
 import shutil
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from habc.cli import main
 from habc.report.browser import check_in_chromium, find_chromium
@@ -28,6 +30,7 @@ def test_report_writes_page_figures_and_animations(online_run):
         assert (out / name).stat().st_size > 1000, name
         assert f"src='{name}'" in page, name
     assert "Weight statistics (App. G)" in page and "Operator effort" in page
+    assert "over 2 evaluation seeds" in page
     runs = find_runs(online_run)
     assert len(runs) == 1 and runs[0].label == "habc" and runs[0].task == "reach"
 
@@ -35,6 +38,8 @@ def test_report_writes_page_figures_and_animations(online_run):
 @pytest.mark.skipif(find_chromium() is None, reason="needs Debian's chromium")
 def test_report_renders_in_chromium_and_broken_page_fails(online_run, tmp_path):
     assert main(["report", str(online_run), "--no-animations", "--browser-check"]) == 0
+    shot = np.asarray(Image.open(online_run / "report" / "screenshot.png").convert("L"))
+    assert shot.shape == (2400, 1280) and shot.std() > 5  # rendered content, not a blank page
     broken = tmp_path / "broken"
     shutil.copytree(online_run / "report", broken)
     (broken / "success_bars.png").unlink()

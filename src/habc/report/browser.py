@@ -1,4 +1,4 @@
-"""Check that a report renders in headless Chromium: every image loads."""
+"""Check that a report renders in headless Chromium (every image loads) and screenshot it."""
 
 from __future__ import annotations
 
@@ -43,3 +43,25 @@ def check_in_chromium(index: Path, timeout: float = 120.0) -> tuple[int, int]:
     if loaded is None or broken is None:
         raise HabcError(f"{index} did not finish loading in Chromium")
     return int(loaded.group(1)), int(broken.group(1))
+
+
+def screenshot_in_chromium(index: Path, png: Path, *, width: int = 1280, height: int = 2400,
+                           timeout: float = 120.0) -> Path:
+    """Render ``index`` in headless Chromium into ``png`` (the top ``height`` pixels).
+
+    Raises:
+        HabcError: when Chromium is missing or writes no screenshot.
+    """
+    chromium = find_chromium()
+    if chromium is None:
+        raise HabcError("headless Chromium not found (Debian package `chromium`)")
+    png = Path(png).resolve()
+    png.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--hide-scrollbars",
+             f"--window-size={width},{height}", f"--screenshot={png}",
+             Path(index).resolve().as_uri()], capture_output=True, text=True, timeout=timeout)
+    if not png.exists():
+        raise HabcError(f"Chromium wrote no screenshot of {index}")
+    return png

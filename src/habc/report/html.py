@@ -40,7 +40,8 @@ class ReportConfig:
     animations: bool = True
     """Render SFT-vs-final rollout animations (MuJoCo offscreen on the CPU)."""
     browser_check: bool = False
-    """Load the page in headless Chromium and fail if any image is broken."""
+    """Load the page in headless Chromium, fail if any image is broken, and save a screenshot
+    of its top as OUT/screenshot.png."""
 
     def __post_init__(self) -> None:
         if not Path(self.run_dir).is_dir():
@@ -201,6 +202,8 @@ def build_report(config: ReportConfig) -> Path:
                         f"round {last_v}</figcaption></figure>")
         sections.append("<h2>Rollouts: SFT vs final (first evaluation seed)</h2>" + "".join(gifs))
 
+    trials = " or ".join(str(n) for n in sorted({r["eval"]["n_trials"] for run in runs
+                                                 for r in run.rounds}))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>habc report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
@@ -213,16 +216,17 @@ img{{max-width:100%}}figure{{display:inline-block;margin:0 1em}}</style>
   document.body.dataset.imagesBroken = broken.length;
 }});</script></head>
 <body><h1>habc report</h1><p>Run directory: <code>{html.escape(str(config.run_dir))}</code>;
-{len(runs)} online runs over {len(tasks)} task(s). Success rates are over 50 evaluation seeds
+{len(runs)} online runs over {len(tasks)} task(s). Success rates are over {trials} evaluation seeds
 (disjoint from training seeds) with 95% Wilson intervals.</p>
 {"".join(sections)}</body></html>
 """
     index = out / "index.html"
     index.write_text(page)
     if config.browser_check:
-        from habc.report.browser import check_in_chromium
+        from habc.report.browser import check_in_chromium, screenshot_in_chromium
 
         loaded, broken = check_in_chromium(index)
         if broken or not loaded:
             raise HabcError(f"{index}: {broken} of {loaded + broken} images broken in Chromium")
+        screenshot_in_chromium(index, out / "screenshot.png")
     return index
