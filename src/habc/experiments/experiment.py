@@ -269,7 +269,8 @@ def results_table(out: Path, spec: ExperimentSpec) -> str:
              f"Final success after {spec.step1_rounds} rounds (Step 1) and "
              f"{spec.step1_rounds + spec.step2_rounds} rounds (Step 2); {spec.eval_trials} "
              f"evaluation trials per seed (seeds {EVAL_SEED_BASE + spec.eval_seed_offset}+), "
-             f"pooled over seeds {list(spec.seeds)}; SFT = round 0. Mean success length in parentheses.", "",
+             f"pooled over seeds {list(spec.seeds)}; SFT = round 0. Mean success length in "
+             "parentheses.", "",
              "| task | SFT | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for task, demos in spec.tasks:
         cells: list[str] = []
