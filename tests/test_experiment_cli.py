@@ -1,9 +1,11 @@
 """`habc experiment` on the tiny smoke preset: every stage, resume, and bad specs."""
 
 import json
+from pathlib import Path
 
 from habc.cli import main
-from habc.experiments.experiment import preset_names
+from habc.evaluation.stats import wilson_interval
+from habc.experiments.experiment import ExperimentSpec, preset_names, results_table
 
 
 def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path):
@@ -42,3 +44,23 @@ def test_presets_and_bad_specs(tmp_path):
     assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text("{broken")
     assert main(["experiment", "--config-file", str(spec)]) == 2
+
+
+def _write_rounds(run: Path, rates: list[float], trials: int = 10) -> None:
+    (run / "rounds").mkdir(parents=True)
+    for r, rate in enumerate(rates):
+        record = {"round": r, "eval": {"success_rate": rate, "n_trials": trials,
+                                       "mean_success_length": 100.0 + r}}
+        (run / "rounds" / f"round_{r:03d}.json").write_text(json.dumps(record))
+
+
+def test_results_table_pools_finished_seeds_only(tmp_path):
+    spec = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1),
+                          step1_methods=("habc",), step1_rounds=2, step2_methods=())
+    _write_rounds(tmp_path / "reach/seed_0/step1/habc", [0.2, 0.5, 0.6])
+    _write_rounds(tmp_path / "reach/seed_1/step1/habc", [0.4, 0.9])  # round 2 not done yet
+    row = results_table(tmp_path, spec).splitlines()[-1]
+    sft_low, sft_high = wilson_interval(6, 20)  # SFT: 2 + 4 of 10 + 10 trials
+    low, high = wilson_interval(6, 10)  # habc: only seed 0 finished its 2 rounds
+    assert row == (f"| reach (2 demos) | 30% [{100 * sft_low:.0f}, {100 * sft_high:.0f}] (100); "
+                   f"20/40 | 60% [{100 * low:.0f}, {100 * high:.0f}] (102); 60, 1 of 2 seeds |")

@@ -262,7 +262,11 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
 
 
 def results_table(out: Path, spec: ExperimentSpec) -> str:
-    """Markdown: final success per task and method, pooled over seeds (95% Wilson CI)."""
+    """Markdown: final success per task and method, pooled over seeds (95% Wilson CI).
+
+    Only finished runs count (Step 1: ``step1_rounds`` rounds; Step 2: all rounds); each cell
+    also lists the per-seed rates and says when some seeds have not finished.
+    """
     columns = [*(f"{m}" for m in spec.step1_methods),
                *(("habc_cont" if m == "habc" else m) for m in spec.step2_methods)]
     lines = [f"{spec.name}: {spec.description}", "",
@@ -270,27 +274,30 @@ def results_table(out: Path, spec: ExperimentSpec) -> str:
              f"{spec.step1_rounds + spec.step2_rounds} rounds (Step 2); {spec.eval_trials} "
              f"evaluation trials per seed (seeds {EVAL_SEED_BASE + spec.eval_seed_offset}+), "
              f"pooled over seeds {list(spec.seeds)}; SFT = round 0. Mean success length in "
-             "parentheses.", "",
+             "parentheses, then the per-seed rates.", "",
              "| task | SFT | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for task, demos in spec.tasks:
         cells: list[str] = []
-        sft: list[dict[str, Any]] = []
+        sft: dict[int, dict[str, Any]] = {}
         for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods)):
+            rounds = spec.step1_rounds + (spec.step2_rounds if step == 2 else 0)
             for m in methods:
                 finals = []
                 for s in spec.seeds:
                     run = _cell(out, task, s) / f"step{step}" / m
-                    if (run / "rounds").exists():
-                        recs = load_rounds(run)
-                        finals.append(recs[-1]["eval"])
-                        if step == 1 and len(sft) < len(spec.seeds):
-                            sft.append(recs[0]["eval"])
-                cells.append(_pooled(finals))
-        lines.append(f"| {task} ({demos} demos) | {_pooled(sft)} | " + " | ".join(cells) + " |")
+                    recs = load_rounds(run) if (run / "rounds").exists() else []
+                    if recs and step == 1:
+                        sft.setdefault(s, recs[0]["eval"])
+                    if len(recs) > rounds:
+                        finals.append(recs[rounds]["eval"])
+                cells.append(_pooled(finals, len(spec.seeds)))
+        lines.append(f"| {task} ({demos} demos) | {_pooled(list(sft.values()), len(spec.seeds))}"
+                     " | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _pooled(evals: list[dict[str, Any]]) -> str:
+def _pooled(evals: list[dict[str, Any]], n_seeds: int) -> str:
+    """Pooled rate [95% CI] (mean success length); per-seed rates; how many seeds finished."""
     if not evals:
         return "-"
     k = sum(round(e["success_rate"] * e["n_trials"]) for e in evals)
@@ -298,4 +305,6 @@ def _pooled(evals: list[dict[str, Any]]) -> str:
     low, high = wilson_interval(k, n)
     lengths = [e["mean_success_length"] for e in evals if e["mean_success_length"]]
     length = f" ({np.mean(lengths):.0f})" if lengths else ""
-    return f"{k / n:.0%} [{low:.0%}, {high:.0%}]{length}"
+    per_seed = "/".join(f"{100 * e['success_rate']:.0f}" for e in evals)
+    done = "" if len(evals) == n_seeds else f", {len(evals)} of {n_seeds} seeds"
+    return f"{k / n:.0%} [{100 * low:.0f}, {100 * high:.0f}]{length}; {per_seed}{done}"
