@@ -54,13 +54,23 @@ def _write_rounds(run: Path, rates: list[float], trials: int = 10) -> None:
         (run / "rounds" / f"round_{r:03d}.json").write_text(json.dumps(record))
 
 
-def test_results_table_pools_finished_seeds_only(tmp_path):
+def test_results_table_pools_finished_seeds_only(tmp_path, capsys):
     spec = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1),
                           step1_methods=("habc",), step1_rounds=2, step2_methods=())
     _write_rounds(tmp_path / "reach/seed_0/step1/habc", [0.2, 0.5, 0.6])
     _write_rounds(tmp_path / "reach/seed_1/step1/habc", [0.4, 0.9])  # round 2 not done yet
-    row = results_table(tmp_path, spec).splitlines()[-1]
+    table = results_table(tmp_path, spec)
+    row = table.splitlines()[-1]
     sft_low, sft_high = wilson_interval(6, 20)  # SFT: 2 + 4 of 10 + 10 trials
     low, high = wilson_interval(6, 10)  # habc: only seed 0 finished its 2 rounds
     assert row == (f"| reach (2 demos) | 30% [{100 * sft_low:.0f}, {100 * sft_high:.0f}] (100); "
                    f"20/40 | 60% [{100 * low:.0f}, {100 * high:.0f}] (102); 60, 1 of 2 seeds |")
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps({"name": "t", "tasks": [["reach", 2]], "seeds": [0, 1],
+                                     "step1_methods": ["habc"], "step1_rounds": 2,
+                                     "step2_methods": []}))
+    assert main(["experiment", "--config-file", str(spec_file), "--out", str(tmp_path),
+                 "--table-only"]) == 0
+    assert "60, 1 of 2 seeds" in capsys.readouterr().out
+    assert main(["experiment", "--config-file", str(spec_file), "--out",
+                 str(tmp_path / "none"), "--table-only"]) == 2

@@ -123,6 +123,8 @@ class ExperimentConfig:
     """Jobs run in parallel processes (each uses one core)."""
     report: bool = True
     """Write the HTML report at the end."""
+    table_only: bool = False
+    """Run nothing: print the results table of the runs finished so far."""
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -225,6 +227,11 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
     console = console or Console()
     spec = config.spec()
     out = Path(config.out or Path("runs/experiments") / spec.name)
+    if config.table_only:
+        if not out.is_dir():
+            raise ConfigError(f"no experiment directory {out}")
+        console.print(results_table(out, spec), soft_wrap=True)
+        return out
     out.mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(json.dumps(
         {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in spec.__dict__.items()},
@@ -253,7 +260,7 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
     table = results_table(out, spec)
     (out / "results.md").write_text(table + f"\nWall-clock of this invocation: {wall:.0f} s "
                                     f"with {config.jobs} parallel jobs.\n")
-    console.print(table)
+    console.print(table, soft_wrap=True)
     if config.report:
         from habc.report.html import ReportConfig, build_report
 
