@@ -5,7 +5,12 @@ from pathlib import Path
 
 from habc.cli import main
 from habc.evaluation.stats import wilson_interval
-from habc.experiments.experiment import ExperimentSpec, preset_names, results_table
+from habc.experiments.experiment import (
+    ExperimentConfig,
+    ExperimentSpec,
+    preset_names,
+    results_table,
+)
 
 
 def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path):
@@ -34,7 +39,9 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path):
 
 
 def test_presets_and_bad_specs(tmp_path):
-    assert {"benchmark", "smoke"} <= set(preset_names())
+    assert {"benchmark", "benchmark-3k", "smoke"} <= set(preset_names())
+    for name in preset_names():  # every shipped preset parses into a valid spec
+        assert ExperimentConfig(preset=name).spec().name == name
     assert main(["experiment", "--preset", "nope"]) == 2
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]],
