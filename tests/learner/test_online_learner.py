@@ -1,5 +1,7 @@
 """The online learner: every method updates, weights apply, save/load resumes exactly."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,7 @@ from habc.credit.labels import FrameKind
 from habc.critic.config import CriticConfig
 from habc.episodes.episode import EpisodeSource
 from habc.episodes.store import EpisodeStore
+from habc.errors import ConfigError
 from habc.learner.online import LearnerConfig, OnlineLearner, prepare_data, sample_anchors
 from habc.policy.config import PolicyConfig
 from habc.policy.policy import FlowMatchingPolicy
@@ -138,3 +141,30 @@ def test_batched_advantages_agree_with_plain_loop(data, k):
             v_next, e_next = -6.0, e[last]
         assert signals.a_v[t].item() == pytest.approx(float(v_next - v[t]), abs=1e-5)
         assert signals.a_e[t].item() == pytest.approx(float(e[t] - k - e_next), abs=1e-4)
+
+
+def test_imitable_pool_holds_human_steps_and_successful_policy_steps(data):
+    kind, ok = data.labels.kind, data.labels.episode_success
+    policy_step = (kind == FrameKind.AUTONOMOUS) | (kind == FrameKind.SUFFIX)
+    expected = np.flatnonzero((kind == FrameKind.HUMAN) | (policy_step & ok))
+    assert np.array_equal(data.pools["rollout_imitable"], expected)
+    # the fixture has failed rollouts and pre-intervention steps, which the pool leaves out
+    assert len(expected) < len(data.pools["rollout"])
+
+
+def test_weighted_actor_batches_spend_no_sample_on_label_zero_frames(data):
+    cfg = dataclasses.replace(CONFIG, actor_batches="weighted")
+    rule = HabcRule(warmup_steps=0)
+    shared = OnlineLearner(policy(data), rule, CONFIG, t_max=20, method="habc")
+    weighted = OnlineLearner(policy(data), rule, cfg, t_max=20, method="habc")
+    rng, g = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    for _ in range(3):
+        assert shared.update(data, rng, g)["zero_weight_fraction"] > 0
+        stats = weighted.update(data, rng, g)
+        assert stats["zero_weight_fraction"] == 0 and stats["n_valid"] == cfg.batch_size
+        assert stats["critic/labelled_fraction"] > 0  # the critic still sees failures
+    with pytest.raises(ConfigError, match="weighted"):
+        OnlineLearner(policy(data), RULES["dagger"], cfg, t_max=20, method="dagger")
+    with pytest.raises(ConfigError, match="weighted"):
+        OnlineLearner(policy(data), HabcRule(failed_rollout_weight="habc"), cfg, t_max=20,
+                      method="habc")

@@ -14,7 +14,7 @@ import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +40,13 @@ from habc.learner.optim_state import flatten_optimizer, restore_optimizer
 from habc.policy import flow_matching as fm
 from habc.policy.policy import FlowMatchingPolicy, load_policy
 from habc.weighting import advantages as adv
-from habc.weighting.rules import HabcSignals, RecapRule, WeightingRule, WeightInputs
+from habc.weighting.rules import (
+    HabcRule,
+    HabcSignals,
+    RecapRule,
+    WeightingRule,
+    WeightInputs,
+)
 
 POLICY_DIR = "policy"
 CRITIC_FILE = "critic.safetensors"
@@ -66,6 +72,11 @@ class LearnerConfig:
     """Share of each batch drawn from human windows by dagger (the rest: demos)."""
     advantage_horizon: int = 1
     """k of the k-step advantages (paper: 1)."""
+    actor_batches: Literal["shared", "weighted"] = "shared"
+    """``shared``: one batch per step trains the critic and the actor (SPEC). ``weighted`` (HABC
+    rules with zero weight on failed rollouts): the critic keeps that batch, and the actor
+    draws its own batch only from frames whose credit label can carry weight (demos, human steps,
+    steps of successful rollouts), so no actor sample is spent on a label-zero frame."""
     recap_validation_every: int = 10
     """Every n-th rollout episode is held out to pick recap's threshold."""
     recap_threshold_every: int = 100
@@ -113,7 +124,10 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
     rollout_ep = arrays.source != str(EpisodeSource.DEMO)
     held_out_ep = rollout_ep & (np.cumsum(rollout_ep) % validation_every == 0)
     validation = held_out_ep[arrays.frame_episode]
+    policy_step = (labels.kind == FrameKind.AUTONOMOUS) | (labels.kind == FrameKind.SUFFIX)
+    imitable = (labels.kind == FrameKind.HUMAN) | (policy_step & labels.episode_success)
     pools = {"demo": idx[is_demo], "rollout": idx[~is_demo],
+             "rollout_imitable": idx[imitable],
              "human": idx[(labels.kind == FrameKind.HUMAN) & windows]}
     return TrainingData(arrays=arrays, labels=labels, next1=np.minimum(idx + 1, last),
                         nextk=np.minimum(idx + k, last), nextk_exists=idx + k <= last, last=last,
@@ -166,32 +180,42 @@ class OnlineLearner:
             if params else None
         net = self.critic if self.critic is not None else self.value
         self.target = copy.deepcopy(net) if net is not None else None
+        if config.actor_batches == "weighted" and not (
+                isinstance(rule, HabcRule) and rule.failed_rollout_weight == "zero"
+                and not rule.naive_credit):
+            raise ConfigError("actor_batches='weighted' needs an HABC rule with "
+                              "failed_rollout_weight='zero' and intervention-aware credit")
 
     # ------------------------------------------------------------------------------- update
-    def shares(self) -> dict[str, float]:
-        """Source mixture of this method's batches."""
+    def shares(self, *, actor: bool = False) -> dict[str, float]:
+        """Source mixture of this method's batches (``actor``: of its separate actor batch)."""
         c = self.config
         if self.method == "sft":
             return {"demo": 1.0}
         if self.method == "dagger":
             return {"demo": 1.0 - c.dagger_human_fraction, "human": c.dagger_human_fraction}
-        return {"demo": c.demo_fraction, "rollout": 1.0 - c.demo_fraction}
+        rollout = "rollout_imitable" if actor else "rollout"
+        return {"demo": c.demo_fraction, rollout: 1.0 - c.demo_fraction}
 
     def update(self, data: TrainingData, rng: np.random.Generator,
                generator: torch.Generator) -> dict[str, float]:
         """One learner step on a fresh batch; returns scalar statistics."""
         anchors = sample_anchors(data.pools, self.shares(), self.config.batch_size, rng)
         arrays, labels = data.arrays, data.labels
+        stats: dict[str, float] = {}
+        if self.critic is not None:
+            stats |= self._critic_step(data, anchors, torch.from_numpy(arrays.state[anchors]))
+            if self.config.actor_batches == "weighted":
+                anchors = sample_anchors(data.pools, self.shares(actor=True),
+                                         self.config.batch_size, rng)
         s_t = torch.from_numpy(arrays.state[anchors])
         kind = torch.from_numpy(labels.kind[anchors].astype(np.int64))
         success = torch.from_numpy(labels.episode_success[anchors])
-        stats: dict[str, float] = {}
         inputs = WeightInputs(
             kind=kind, episode_success=success,
             intervention_window=torch.from_numpy(data.intervention_window[anchors]),
             learner_step=self.step, ir_enabled=self.ir_enabled)
         if self.critic is not None:
-            stats |= self._critic_step(data, anchors, s_t)
             inputs = WeightInputs(**{**inputs.__dict__,
                                      "habc": self._habc_signals(data, anchors, s_t, kind)})
         elif self.value is not None:
