@@ -8,6 +8,7 @@ from habc.evaluation.stats import wilson_interval
 from habc.experiments.experiment import (
     ExperimentConfig,
     ExperimentSpec,
+    _online_config,
     preset_names,
     results_table,
 )
@@ -49,6 +50,8 @@ def test_presets_and_bad_specs(tmp_path):
     assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "eval_seed_offset": -1}))
     assert main(["experiment", "--config-file", str(spec)]) == 2
+    spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "actor_batches": "all"}))
+    assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text("{broken")
     assert main(["experiment", "--config-file", str(spec)]) == 2
 
@@ -81,3 +84,11 @@ def test_results_table_pools_finished_seeds_only(tmp_path, capsys):
     assert "60, 1 of 2 seeds" in capsys.readouterr().out
     assert main(["experiment", "--config-file", str(spec_file), "--out",
                  str(tmp_path / "none"), "--table-only"]) == 2
+
+
+def test_weighted_actor_batches_apply_to_habc_methods_only(tmp_path):
+    spec = ExperimentSpec(name="t", tasks=(("reach", 2),), actor_batches="weighted")
+    for method, expected in (("dagger", "shared"), ("recap", "shared"), ("habc_v", "weighted"),
+                             ("habc", "weighted"), ("habc_ir", "weighted")):
+        config = _online_config(spec, tmp_path, method, tmp_path / method, 3, 0)
+        assert config.learner.actor_batches == expected, method

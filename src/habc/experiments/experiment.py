@@ -61,6 +61,8 @@ class ExperimentSpec:
     max_steps: int | None = None
     batch_size: int = 256
     warmup_steps: int = 500
+    actor_batches: str = "shared"
+    """Actor batches of the HABC methods (``shared`` or ``weighted``; see LearnerConfig)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
 
@@ -79,6 +81,8 @@ class ExperimentSpec:
         if min(self.step1_rounds, self.rollouts_per_round, self.steps_per_round,
                self.eval_trials, self.sft_steps) < 1 or self.step2_rounds < 0:
             raise ConfigError("rounds, rollouts, steps and trials must be >= 1")
+        if self.actor_batches not in ("shared", "weighted"):
+            raise ConfigError("actor_batches must be 'shared' or 'weighted'")
         if self.eval_seed_offset < 0:
             raise ConfigError("eval_seed_offset must be >= 0 (0: the reported block)")
 
@@ -194,7 +198,10 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         rollouts_per_round=spec.rollouts_per_round, steps_per_round=spec.steps_per_round,
         eval_trials=spec.eval_trials, eval_seed_offset=spec.eval_seed_offset, workers=1,
         seed=seed, max_steps=spec.max_steps,
-        num_threads=1, learner=LearnerConfig(batch_size=spec.batch_size, critic=spec.critic),
+        num_threads=1, learner=LearnerConfig(
+            batch_size=spec.batch_size, critic=spec.critic,
+            actor_batches="weighted" if spec.actor_batches == "weighted"
+            and method in ("habc_v", "habc", "habc_ir") else "shared"),
         habc=HabcRule(warmup_steps=spec.warmup_steps))
 
 
