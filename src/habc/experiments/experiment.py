@@ -21,7 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from rich.console import Console
@@ -61,8 +61,8 @@ class ExperimentSpec:
     max_steps: int | None = None
     batch_size: int = 256
     warmup_steps: int = 500
-    actor_batches: str = "shared"
-    """Actor batches of the HABC methods (``shared`` or ``weighted``; see LearnerConfig)."""
+    actor_batches: Literal["shared", "weighted"] = "shared"
+    """Actor batches of the HABC methods (see LearnerConfig); other methods always share."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
 
@@ -200,8 +200,8 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         seed=seed, max_steps=spec.max_steps,
         num_threads=1, learner=LearnerConfig(
             batch_size=spec.batch_size, critic=spec.critic,
-            actor_batches="weighted" if spec.actor_batches == "weighted"
-            and method in ("habc_v", "habc", "habc_ir") else "shared"),
+            actor_batches=spec.actor_batches if method in ("habc_v", "habc", "habc_ir")
+            else "shared"),
         habc=HabcRule(warmup_steps=spec.warmup_steps))
 
 

@@ -25,21 +25,27 @@ def find_chromium() -> str | None:
     return None
 
 
+def _run_chromium(index: Path, flags: list[str], timeout: float) -> str:
+    """Open ``index`` in headless Chromium with extra ``flags``; return its stdout."""
+    chromium = find_chromium()
+    if chromium is None:
+        raise HabcError("headless Chromium not found (Debian package `chromium`)")
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *flags,
+             Path(index).resolve().as_uri()], capture_output=True, text=True,
+            timeout=timeout).stdout
+
+
 def check_in_chromium(index: Path, timeout: float = 120.0) -> tuple[int, int]:
     """Load ``index`` in headless Chromium; return (images loaded, images broken).
 
     Raises:
         HabcError: when Chromium is missing or the page does not finish loading.
     """
-    chromium = find_chromium()
-    if chromium is None:
-        raise HabcError("headless Chromium not found (Debian package `chromium`)")
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-             Path(index).resolve().as_uri()], capture_output=True, text=True, timeout=timeout)
-    loaded = re.search(r'data-images-loaded="(\d+)"', result.stdout)
-    broken = re.search(r'data-images-broken="(\d+)"', result.stdout)
+    dom = _run_chromium(index, ["--dump-dom"], timeout)
+    loaded = re.search(r'data-images-loaded="(\d+)"', dom)
+    broken = re.search(r'data-images-broken="(\d+)"', dom)
     if loaded is None or broken is None:
         raise HabcError(f"{index} did not finish loading in Chromium")
     return int(loaded.group(1)), int(broken.group(1))
@@ -52,16 +58,10 @@ def screenshot_in_chromium(index: Path, png: Path, *, width: int = 1280, height:
     Raises:
         HabcError: when Chromium is missing or writes no screenshot.
     """
-    chromium = find_chromium()
-    if chromium is None:
-        raise HabcError("headless Chromium not found (Debian package `chromium`)")
     png = Path(png).resolve()
     png.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory() as profile:
-        subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--hide-scrollbars",
-             f"--window-size={width},{height}", f"--screenshot={png}",
-             Path(index).resolve().as_uri()], capture_output=True, text=True, timeout=timeout)
+    _run_chromium(index, ["--hide-scrollbars", f"--window-size={width},{height}",
+                          f"--screenshot={png}"], timeout)
     if not png.exists():
         raise HabcError(f"Chromium wrote no screenshot of {index}")
     return png
