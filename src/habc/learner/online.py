@@ -164,7 +164,7 @@ class OnlineLearner:
         self.scale_e = adv.RunningScale()
         self.recap_threshold = 0.0
         self.actor_opt = torch.optim.AdamW(policy.parameters(), lr=config.actor_lr,
-                                           weight_decay=config.weight_decay)
+                                           weight_decay=config.weight_decay, fused=True)
         cc = config.critic
         normalizer = copy.deepcopy(policy.normalizer)
         self.critic: DualHeadCritic | None = None
@@ -176,7 +176,8 @@ class OnlineLearner:
         elif rule.critic == "distributional":
             self.value = DistributionalValue(policy.state_dim, cc, normalizer)
             params = list(self.value.parameters())
-        self.critic_opt = torch.optim.AdamW(params, lr=cc.lr, weight_decay=config.weight_decay) \
+        self.critic_opt = torch.optim.AdamW(params, lr=cc.lr, weight_decay=config.weight_decay,
+                                            fused=True) \
             if params else None
         net = self.critic if self.critic is not None else self.value
         self.target = copy.deepcopy(net) if net is not None else None
@@ -288,10 +289,11 @@ class OnlineLearner:
                       kind: Tensor) -> HabcSignals:
         assert self.critic is not None
         k = self.config.advantage_horizon
-        with torch.no_grad():
-            v_t, e_t = self.critic(s_t)
-            v_k, e_k = self.critic(torch.from_numpy(data.arrays.state[data.nextk[anchors]]))
-            _, e_last = self.critic(torch.from_numpy(data.arrays.state[data.last[anchors]]))
+        states = data.arrays.state
+        with torch.no_grad():  # one forward pass over s_t, s_{t+k} and the episode's last state
+            v, e = self.critic(torch.cat([s_t, torch.from_numpy(states[data.nextk[anchors]]),
+                                          torch.from_numpy(states[data.last[anchors]])]))
+        (v_t, v_k, _), (e_t, e_k, e_last) = v.chunk(3), e.chunk(3)
         v_k, e_k = adv.next_values_at_episode_end(
             v_k, e_k, next_exists=torch.from_numpy(data.nextk_exists[anchors]),
             episode_success=torch.from_numpy(data.labels.episode_success[anchors]),

@@ -122,7 +122,7 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     (run_dir / "config.json").write_text(_config_json(config))
 
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)
+                                  weight_decay=config.weight_decay, fused=True)
     if start_step > 0 and (last / OPTIMIZER_FILE).exists():
         restore_optimizer("adamw", optimizer, load_file(str(last / OPTIMIZER_FILE)))
     summary = {"task": task.name, "checkpoint": str(last), "steps": config.steps,
