@@ -62,6 +62,21 @@ def test_collect_train_eval_end_to_end(tmp_path):
                                            rates["sim_steps_per_s"])
 
 
+def test_eval_of_the_scripted_expert(tmp_path):
+    out = tmp_path / "expert.json"
+    assert main(["eval", "--expert", "--task", "reach", "--num-trials", "3", "--workers", "1",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["controller"] == "expert" and result["checkpoint"] is None
+    assert [t["seed"] for t in result["trials"]] == [1_000_000, 1_000_001, 1_000_002]
+    assert result["n_successes"] == 3  # the reach expert solves every layout
+    noisy = tmp_path / "noisy.json"
+    assert main(["eval", "--expert", "--task", "reach", "--num-trials", "3", "--workers", "1",
+                 "--expert-noise", "0.5", "--out", str(noisy)]) == 0
+    lengths = [t["length"] for t in json.loads(noisy.read_text())["trials"]]
+    assert lengths != [t["length"] for t in result["trials"]]  # the noise acts
+
+
 def test_train_resumes_from_last_checkpoint(tmp_path):
     demos = tmp_path / "demos"
     assert main(["collect", "--task", "reach", "--out", str(demos), "--num-episodes", "2",
@@ -98,6 +113,10 @@ def test_pipeline_tiny(tmp_path):
     (["collect", "--task", "reach", "--out", "x", "--num-episodes", "0"], "num_episodes"),
     (["eval", "--checkpoint", "/nonexistent/ckpt"], "not a habc checkpoint"),
     (["eval", "--checkpoint", "c", "--seeds", "3"], "evaluation seeds"),
+    (["eval"], "either --checkpoint or --expert"),
+    (["eval", "--checkpoint", "c", "--expert", "--task", "reach"], "either --checkpoint"),
+    (["eval", "--expert"], "--expert needs --task"),
+    (["eval", "--checkpoint", "c", "--expert-noise", "0.1"], "needs --expert"),
 ])
 def test_bad_input_gives_one_line_error(args, message):
     r = habc(*args)

@@ -33,6 +33,8 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path):
     assert not json.loads((cell / "step2/habc/rounds/round_002.json").read_text())["ir_enabled"]
     table = (out / "results.md").read_text()
     assert "| reach (2 demos) |" in table and "habc_ir" in table
+    expert = json.loads((out / "reach/expert.json").read_text())
+    assert expert["controller"] == "expert" and expert["n_trials"] == 2
 
     before = {p: p.stat().st_mtime for p in out.glob("**/rounds/*.json")}
     assert main([*args, "--seeds", "0"]) == 0  # resume: nothing finished is redone
@@ -70,11 +72,14 @@ def test_results_table_pools_finished_seeds_only(tmp_path, capsys):
     _write_rounds(tmp_path / "reach/seed_0/step1/habc", [0.2, 0.5, 0.6])
     _write_rounds(tmp_path / "reach/seed_1/step1/habc", [0.4, 0.9])  # round 2 not done yet
     table = results_table(tmp_path, spec)
-    row = table.splitlines()[-1]
+    row = next(line for line in table.splitlines() if line.startswith("| reach (2 demos)"))
     sft_low, sft_high = wilson_interval(6, 20)  # SFT: 2 + 4 of 10 + 10 trials
     low, high = wilson_interval(6, 10)  # habc: only seed 0 finished its 2 rounds
-    assert row == (f"| reach (2 demos) | 30% [{100 * sft_low:.0f}, {100 * sft_high:.0f}] (100); "
-                   f"20/40 | 60% [{100 * low:.0f}, {100 * high:.0f}] (102); 60, 1 of 2 seeds |")
+    assert row == (f"| reach (2 demos) | - | 30% [{100 * sft_low:.0f}, {100 * sft_high:.0f}] "
+                   f"(100); 20/40 | 60% [{100 * low:.0f}, {100 * high:.0f}] (102); 60, "
+                   "1 of 2 seeds |")
+    # Targets need every seed: habc has one of two, so only the missing marks show.
+    assert table.splitlines()[-1] == "| reach | - | - | - | - | - |"
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps({"name": "t", "tasks": [["reach", 2]], "seeds": [0, 1],
                                      "step1_methods": ["habc"], "step1_rounds": 2,
@@ -84,6 +89,40 @@ def test_results_table_pools_finished_seeds_only(tmp_path, capsys):
     assert "60, 1 of 2 seeds" in capsys.readouterr().out
     assert main(["experiment", "--config-file", str(spec_file), "--out",
                  str(tmp_path / "none"), "--table-only"]) == 2
+
+
+def test_targets_compare_pooled_rates_hand_computed(tmp_path):
+    spec = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1), step1_rounds=1,
+                          step2_rounds=1)
+    cell = [tmp_path / "reach/seed_0", tmp_path / "reach/seed_1"]
+    rates = {("step1", "sft"): ([0.2, 0.3], [0.2, 0.5]),
+             ("step1", "dagger"): ([0.2, 0.6], [0.2, 0.7]),
+             ("step1", "recap"): ([0.2, 0.5], [0.2, 0.4]),
+             ("step1", "habc_v"): ([0.2, 0.7], [0.2, 0.7]),
+             ("step1", "habc"): ([0.2, 0.6], [0.2, 0.8]),
+             ("step2", "habc"): ([0.2, 0.6, 0.8], [0.2, 0.8, 0.8]),
+             ("step2", "habc_ir"): ([0.2, 0.6, 0.9], [0.2, 0.8, 1.0])}
+    for (step, method), per_seed in rates.items():
+        for c, r in zip(cell, per_seed, strict=True):
+            _write_rounds(c / step / method, r)
+    # habc_v's lengths: 101 in round 1 like everyone's; make habc's shorter and its own longer.
+    for c in cell:
+        path = c / "step1/habc_v/rounds/round_001.json"
+        record = json.loads(path.read_text())
+        record["eval"]["mean_success_length"] = 120.0
+        path.write_text(json.dumps(record))
+    (tmp_path / "reach/expert.json").write_text(json.dumps(
+        {"success_rate": 0.8, "n_trials": 10, "mean_success_length": 50.0}))
+    table = results_table(tmp_path, spec)
+    assert "| reach (2 demos) | 80% [" in table  # the expert column
+    # HABC+IR pools 9 + 10 of 20 = 95% >= min(90%, 0.95 * 80% = 76%); HABC pools 14 of 20 = 70%
+    # against SFT 20% (round 0), DAgger 65%, Recap 45%; lengths 101 vs habc_v's 120.
+    assert table.splitlines()[-1] == ("| reach | 95% vs 76%: **met** | 70% vs 20%: **met** | "
+                                      "70% vs 65%: **met** | 70% vs 45%: **met** | "
+                                      "101 vs 120: **met** |")
+    (tmp_path / "reach/expert.json").unlink()
+    table = results_table(tmp_path, spec)
+    assert "| reach | 95% vs 90%: **met** |" in table  # no expert measured: the 90% bar
 
 
 def test_weighted_actor_batches_apply_to_habc_methods_only(tmp_path):

@@ -16,12 +16,12 @@ import torch
 from rich.progress import Progress
 
 from habc.envs.metaworld_env import MetaWorldTaskEnv
-from habc.envs.registry import check_eval_seeds, eval_seeds, get_task, make_env
+from habc.envs.registry import check_eval_seeds, eval_seeds, get_task, make_env, make_expert
 from habc.episodes.episode import EpisodeSource
 from habc.errors import CheckpointError, ConfigError
 from habc.evaluation.stats import mean_success_length, wilson_interval
 from habc.policy.policy import FlowMatchingPolicy, load_policy
-from habc.rollout.actors import PolicyActor
+from habc.rollout.actors import Actor, ExpertActor, PolicyActor
 from habc.rollout.runner import run_episode
 
 
@@ -29,10 +29,15 @@ from habc.rollout.runner import run_episode
 class EvalConfig:
     """Evaluate a policy checkpoint."""
 
-    checkpoint: Path
+    checkpoint: Path | None = None
     """Checkpoint directory (holds model.safetensors and config.json)."""
     task: str | None = None
     """Task to evaluate on; defaults to the task the checkpoint was trained on."""
+    expert: bool = False
+    """Evaluate the task's scripted expert instead of a checkpoint (needs --task): the reference
+    rate of the benchmark targets."""
+    expert_noise: float = 0.0
+    """Std of Gaussian noise on the expert's actions (with --expert)."""
     num_trials: int = 50
     """Number of trials; they use evaluation seeds EVAL_SEED_BASE + i."""
     seeds: tuple[int, ...] = ()
@@ -42,7 +47,8 @@ class EvalConfig:
     max_steps: int | None = None
     """Episode step limit; defaults to the task's."""
     out: Path | None = None
-    """Result JSON path; defaults to <checkpoint>/eval-<task>.json."""
+    """Result JSON path; defaults to <checkpoint>/eval-<task>.json, or with --expert to
+    runs/expert/eval-<task>.json."""
     sample_seed: int = 0
     """Seed of the policy's sampling noise (trial i uses sample_seed + its env seed)."""
 
@@ -53,6 +59,12 @@ class EvalConfig:
             raise ConfigError("workers must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError("max_steps must be >= 1")
+        if self.expert == (self.checkpoint is not None):
+            raise ConfigError("pass either --checkpoint or --expert (with --task)")
+        if self.expert and self.task is None:
+            raise ConfigError("--expert needs --task")
+        if self.expert_noise < 0 or (self.expert_noise > 0 and not self.expert):
+            raise ConfigError("expert_noise must be >= 0 and needs --expert")
         check_eval_seeds(self.seeds)
 
     def seed_list(self) -> list[int]:
@@ -72,20 +84,27 @@ def check_fits(policy: FlowMatchingPolicy, env: MetaWorldTaskEnv, checkpoint: Pa
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(checkpoint: Path, task: str, max_steps: int | None, sample_seed: int) -> None:
+def _init_worker(checkpoint: Path | None, task: str, max_steps: int | None, sample_seed: int,
+                 expert_noise: float) -> None:
     torch.set_num_threads(1)
-    policy = load_policy(checkpoint)
     env = make_env(get_task(task), max_steps=max_steps)
-    check_fits(policy, env, checkpoint)
-    _WORKER.update(policy=policy, env=env, sample_seed=sample_seed,
-                   version=int(policy.meta.get("policy_version", 0)))
+    _WORKER.update(env=env, sample_seed=sample_seed, expert_noise=expert_noise, policy=None)
+    if checkpoint is not None:
+        policy = load_policy(checkpoint)
+        check_fits(policy, env, checkpoint)
+        _WORKER.update(policy=policy, version=int(policy.meta.get("policy_version", 0)))
 
 
 def _run_trial(seed: int) -> dict[str, Any]:
     env: MetaWorldTaskEnv = _WORKER["env"]
-    generator = torch.Generator().manual_seed(_WORKER["sample_seed"] + seed)
-    actor = PolicyActor(_WORKER["policy"], prompt=env.task.prompt, version=_WORKER["version"],
-                        generator=generator)
+    actor: Actor
+    if _WORKER["policy"] is None:  # the scripted expert; its noise is seeded per trial
+        actor = ExpertActor(make_expert(env.task), noise_std=_WORKER["expert_noise"],
+                            rng=np.random.default_rng(_WORKER["sample_seed"] + seed))
+    else:
+        generator = torch.Generator().manual_seed(_WORKER["sample_seed"] + seed)
+        actor = PolicyActor(_WORKER["policy"], prompt=env.task.prompt,
+                            version=_WORKER["version"], generator=generator)
     start = time.perf_counter()
     episode = run_episode(env, actor, seed=seed, source=EpisodeSource.EVAL)
     return {"seed": seed, "success": episode.success, "length": episode.length,
@@ -94,10 +113,11 @@ def _run_trial(seed: int) -> dict[str, Any]:
 
 def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any]:
     """Run the trials, write the result JSON, and return it."""
-    policy = load_policy(config.checkpoint)
-    task = get_task(config.task or str(policy.meta.get("task", "")) or "")
+    meta = load_policy(config.checkpoint).meta if config.checkpoint is not None else {}
+    task = get_task(config.task or str(meta.get("task", "")) or "")
     seeds = config.seed_list()
-    args = (config.checkpoint, task.name, config.max_steps, config.sample_seed)
+    args = (config.checkpoint, task.name, config.max_steps, config.sample_seed,
+            config.expert_noise)
     workers = min(config.workers, len(seeds), os.cpu_count() or 1)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -120,8 +140,10 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
     low, high = wilson_interval(int(success.sum()), len(rows))
     result: dict[str, Any] = {
         "task": task.name,
-        "checkpoint": str(config.checkpoint),
-        "policy_version": int(policy.meta.get("policy_version", 0)),
+        "checkpoint": str(config.checkpoint) if config.checkpoint is not None else None,
+        "controller": "expert" if config.expert else "policy",
+        "expert_noise": config.expert_noise,
+        "policy_version": int(meta.get("policy_version", 0)),
         "n_trials": len(rows),
         "n_successes": int(success.sum()),
         "success_rate": float(success.mean()),
@@ -134,7 +156,8 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
         "trials": [{"seed": r["seed"], "success": bool(r["success"]), "length": int(r["length"])}
                    for r in rows],
     }
-    out = config.out or Path(config.checkpoint) / f"eval-{task.name}.json"
+    out = config.out or (Path(config.checkpoint) if config.checkpoint is not None
+                         else Path("runs/expert")) / f"eval-{task.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     result["out"] = str(out)

@@ -6,8 +6,9 @@ Step-1 HABC run, continue ``habc`` and ``habc_ir`` for ``step2_rounds`` more rou
 on after the initial phase). Jobs run in parallel processes; every job is resumable, so re-running
 the command after a crash redoes nothing that finished.
 
-Layout: ``OUT/<task>/seed_<s>/{demos, sft, step1/<method>, step2/<method>}`` plus
-``OUT/results.md`` and the HTML report in ``OUT/report``.
+Layout: ``OUT/<task>/seed_<s>/{demos, sft, step1/<method>, step2/<method>}``,
+``OUT/<task>/expert.json`` (the scripted expert on the evaluation seeds) plus ``OUT/results.md``
+and the HTML report in ``OUT/report``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from habc.critic.config import CriticConfig
-from habc.envs.registry import EVAL_SEED_BASE, get_task
+from habc.envs.registry import EVAL_SEED_BASE, eval_seeds, get_task
 from habc.errors import ConfigError, HabcError
+from habc.evaluation.evaluate import EvalConfig, evaluate
 from habc.evaluation.stats import wilson_interval
 from habc.experiments.online import METHODS, OnlineConfig, run_online
 from habc.experiments.tables import load_rounds
@@ -156,6 +158,8 @@ class ExperimentConfig:
 
 
 # ------------------------------------------------------------------------------------- jobs
+EXPERT_FILE = "expert.json"
+
 def _cell(out: Path, task: str, seed: int) -> Path:
     return out / get_task(task).name / f"seed_{seed}"
 
@@ -244,7 +248,8 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
         {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in spec.__dict__.items()},
         indent=2, default=str))
     stages: list[list[tuple[Any, ...]]] = [
-        [(sft_job, spec, out, t, n, s) for t, n in spec.tasks for s in spec.seeds],
+        [(sft_job, spec, out, t, n, s) for t, n in spec.tasks for s in spec.seeds]
+        + [(expert_job, spec, out, t) for t, _ in spec.tasks],
         [(online_job, spec, out, t, s, m, 1) for t, _ in spec.tasks for s in spec.seeds
          for m in spec.step1_methods],
         [(online_job, spec, out, t, s, m, 2) for t, _ in spec.tasks for s in spec.seeds
@@ -275,11 +280,38 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
     return out
 
 
+def expert_job(spec: ExperimentSpec, out: Path, task: str) -> str:
+    """The scripted expert on the experiment's evaluation seeds: the targets' reference rate."""
+    _quiet()
+    path = out / get_task(task).name / EXPERT_FILE
+    if not path.exists():
+        evaluate(EvalConfig(expert=True, task=task, workers=1, max_steps=spec.max_steps,
+                            seeds=tuple(eval_seeds(spec.eval_trials, spec.eval_seed_offset)),
+                            out=path), show_progress=False)
+    return f"{task}: scripted expert"
+
+
+def _finals(out: Path, spec: ExperimentSpec, task: str, step: int, method: str,
+            sft: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Final-round evals of the finished seeds of one run (and each seed's SFT eval)."""
+    rounds = spec.step1_rounds + (spec.step2_rounds if step == 2 else 0)
+    finals = []
+    for s in spec.seeds:
+        run = _cell(out, task, s) / f"step{step}" / method
+        recs = load_rounds(run) if (run / "rounds").exists() else []
+        if recs and step == 1:
+            sft.setdefault(s, recs[0]["eval"])
+        if len(recs) > rounds:
+            finals.append(recs[rounds]["eval"])
+    return finals
+
+
 def results_table(out: Path, spec: ExperimentSpec) -> str:
     """Markdown: final success per task and method, pooled over seeds (95% Wilson CI).
 
     Only finished runs count (Step 1: ``step1_rounds`` rounds; Step 2: all rounds); each cell
-    also lists the per-seed rates and says when some seeds have not finished.
+    also lists the per-seed rates and says when some seeds have not finished. A second table
+    checks the benchmark targets on the runs where every seed has finished.
     """
     columns = [*(f"{m}" for m in spec.step1_methods),
                *(("habc_cont" if m == "habc" else m) for m in spec.step2_methods)]
@@ -287,38 +319,86 @@ def results_table(out: Path, spec: ExperimentSpec) -> str:
              f"Final success after {spec.step1_rounds} rounds (Step 1) and "
              f"{spec.step1_rounds + spec.step2_rounds} rounds (Step 2); {spec.eval_trials} "
              f"evaluation trials per seed (seeds {EVAL_SEED_BASE + spec.eval_seed_offset}+), "
-             f"pooled over seeds {list(spec.seeds)}; SFT = round 0. Mean success length in "
-             "parentheses, then the per-seed rates.", "",
-             "| task | SFT | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+             f"pooled over seeds {list(spec.seeds)}; SFT = round 0; expert = the scripted "
+             "expert on the same seeds. Mean success length in parentheses, then the per-seed "
+             "rates.", "",
+             "| task | expert | SFT | " + " | ".join(columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
+    targets = ["", "Targets (pooled rates; a target needs every seed of its runs finished):", "",
+               "| task | HABC+IR >= min(90%, 95% of expert) | HABC > SFT | HABC > DAgger | "
+               "HABC > Recap | HABC length <= HABC-V |", "|---|---|---|---|---|---|"]
     for task, demos in spec.tasks:
-        cells: list[str] = []
         sft: dict[int, dict[str, Any]] = {}
-        for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods)):
-            rounds = spec.step1_rounds + (spec.step2_rounds if step == 2 else 0)
-            for m in methods:
-                finals = []
-                for s in spec.seeds:
-                    run = _cell(out, task, s) / f"step{step}" / m
-                    recs = load_rounds(run) if (run / "rounds").exists() else []
-                    if recs and step == 1:
-                        sft.setdefault(s, recs[0]["eval"])
-                    if len(recs) > rounds:
-                        finals.append(recs[rounds]["eval"])
-                cells.append(_pooled(finals, len(spec.seeds)))
-        lines.append(f"| {task} ({demos} demos) | {_pooled(list(sft.values()), len(spec.seeds))}"
-                     " | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        finals = {(step, m): _finals(out, spec, task, step, m, sft)
+                  for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods))
+                  for m in methods}
+        expert_path = out / get_task(task).name / EXPERT_FILE
+        expert = [json.loads(expert_path.read_text())] if expert_path.exists() else []
+        cells = [_pooled(e, len(spec.seeds)) for e in finals.values()]
+        lines.append(f"| {task} ({demos} demos) | {_pooled(expert, 1)} | "
+                     f"{_pooled(list(sft.values()), len(spec.seeds))} | " + " | ".join(cells)
+                     + " |")
+        done = {key: e for key, e in finals.items() if len(e) == len(spec.seeds)}
+        if len(sft) == len(spec.seeds):
+            done[(0, "sft")] = list(sft.values())
+        habc = done.get((1, "habc"))
+        row = [_rate_target(done.get((2, "habc_ir")), expert)]
+        row += [_compare(habc, done.get(key), name) for key, name in
+                (((0, "sft"), "SFT"), ((1, "dagger"), "DAgger"), ((1, "recap"), "Recap"))]
+        row.append(_length_target(habc, done.get((1, "habc_v"))))
+        targets.append(f"| {task} | " + " | ".join(row) + " |")
+    return "\n".join(lines + targets) + "\n"
+
+
+def _pool(evals: list[dict[str, Any]]) -> tuple[int, int, float | None]:
+    """(successes, trials, mean of the per-eval mean success lengths) over evals."""
+    k = sum(round(e["success_rate"] * e["n_trials"]) for e in evals)
+    n = sum(e["n_trials"] for e in evals)
+    lengths = [e["mean_success_length"] for e in evals if e["mean_success_length"]]
+    return k, n, float(np.mean(lengths)) if lengths else None
 
 
 def _pooled(evals: list[dict[str, Any]], n_seeds: int) -> str:
     """Pooled rate [95% CI] (mean success length); per-seed rates; how many seeds finished."""
     if not evals:
         return "-"
-    k = sum(round(e["success_rate"] * e["n_trials"]) for e in evals)
-    n = sum(e["n_trials"] for e in evals)
+    k, n, length = _pool(evals)
     low, high = wilson_interval(k, n)
-    lengths = [e["mean_success_length"] for e in evals if e["mean_success_length"]]
-    length = f" ({np.mean(lengths):.0f})" if lengths else ""
-    per_seed = "/".join(f"{100 * e['success_rate']:.0f}" for e in evals)
+    length_text = f" ({length:.0f})" if length is not None else ""
+    per_seed = "; " + "/".join(f"{100 * e['success_rate']:.0f}" for e in evals) \
+        if n_seeds > 1 else ""
     done = "" if len(evals) == n_seeds else f", {len(evals)} of {n_seeds} seeds"
-    return f"{k / n:.0%} [{100 * low:.0f}, {100 * high:.0f}]{length}; {per_seed}{done}"
+    return f"{k / n:.0%} [{100 * low:.0f}, {100 * high:.0f}]{length_text}{per_seed}{done}"
+
+
+def _verdict(met: bool) -> str:
+    return "**met**" if met else "missed"
+
+
+def _rate_target(evals: list[dict[str, Any]] | None, expert: list[dict[str, Any]]) -> str:
+    """HABC+IR's pooled rate against min(90%, 95% of the expert's rate)."""
+    if evals is None:
+        return "-"
+    k, n, _ = _pool(evals)
+    need = min(0.9, 0.95 * expert[0]["success_rate"]) if expert else 0.9
+    return f"{k / n:.0%} vs {need:.0%}: {_verdict(k / n >= need)}"
+
+
+def _compare(habc: list[dict[str, Any]] | None, other: list[dict[str, Any]] | None,
+             name: str) -> str:
+    """HABC's pooled rate against another method's."""
+    if habc is None or other is None:
+        return "-"
+    (k, n, _), (k_o, n_o, _) = _pool(habc), _pool(other)
+    return f"{k / n:.0%} vs {k_o / n_o:.0%}: {_verdict(k / n > k_o / n_o)}"
+
+
+def _length_target(habc: list[dict[str, Any]] | None,
+                   habc_v: list[dict[str, Any]] | None) -> str:
+    """HABC's mean success length against HABC-V's."""
+    if habc is None or habc_v is None:
+        return "-"
+    length, length_v = _pool(habc)[2], _pool(habc_v)[2]
+    if length is None or length_v is None:
+        return "-"
+    return f"{length:.0f} vs {length_v:.0f}: {_verdict(length <= length_v)}"
