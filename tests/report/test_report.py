@@ -21,6 +21,8 @@ def online_run(sft_checkpoint, tmp_path_factory):  # noqa: F811
 
 
 def test_report_writes_page_figures_and_animations(online_run):
+    assert main(["eval", "--expert", "--task", "reach", "--num-trials", "2", "--workers", "1",
+                 "--out", str(online_run / "expert.json")]) == 0
     assert main(["report", str(online_run)]) == 0
     out = online_run / "report"
     page = (out / "index.html").read_text()
@@ -31,6 +33,7 @@ def test_report_writes_page_figures_and_animations(online_run):
         assert f"src='{name}'" in page, name
     assert "Weight statistics (App. G)" in page and "Operator effort" in page
     assert "over 2 evaluation seeds" in page
+    assert "the scripted expert on the same evaluation seeds (reach 100%)" in page
     runs = find_runs(online_run)
     assert len(runs) == 1 and runs[0].label == "habc" and runs[0].task == "reach"
 

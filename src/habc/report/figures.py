@@ -30,10 +30,12 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def success_bars(final: dict[str, dict[str, list[dict[str, Any]]]], path: Path) -> Path:
+def success_bars(final: dict[str, dict[str, list[dict[str, Any]]]], path: Path,
+                 expert: dict[str, float] | None = None) -> Path:
     """Fig. 3: final success (mean over seeds, 95% CI of the pooled trials) and success length.
 
-    ``final[task][method]`` is a list (one per seed) of evaluation dicts.
+    ``final[task][method]`` is a list (one per seed) of evaluation dicts; ``expert[task]``, when
+    given, is the scripted expert's rate, drawn as a dashed line over the task's bars.
     """
     tasks = sorted(final)
     methods = _order(sorted({m for t in final.values() for m in t}))
@@ -58,6 +60,11 @@ def success_bars(final: dict[str, dict[str, list[dict[str, Any]]]], path: Path) 
                          strict=True):
         ax.set_xticks(range(len(tasks)), tasks, fontsize=8)
         ax.set_title(title)
+    expert_tasks = [j for j, task in enumerate(tasks) if expert and task in expert]
+    for j in expert_tasks:
+        assert expert is not None
+        axes[0].hlines(expert[tasks[j]], j - 0.42, j + 0.42, colors="k", linestyles="--",
+                       label="scripted expert" if j == expert_tasks[0] else None)
     axes[0].set_ylim(0, 1.05)
     axes[0].legend(fontsize=7, ncol=2)
     return _save(fig, path)

@@ -134,11 +134,19 @@ def build_report(config: ReportConfig) -> Path:
             "recap_pass_per_100", "critic/brier", "critic/ece")}
         weight_rows.append([run.task, run.label, str(run.seed), *fmt.values()])
 
-    bars = figures.success_bars(final, out / "success_bars.png")
+    expert = {}
+    for path in sorted(Path(config.run_dir).glob("**/expert.json")):
+        result = json.loads(path.read_text())
+        if result.get("controller") == "expert" and result.get("task") in final:
+            expert[result["task"]] = float(result["success_rate"])
+    bars = figures.success_bars(final, out / "success_bars.png", expert)
     curve_png = figures.success_curves(curves, out / "success_curves.png")
     effort_png = figures.operator_effort(effort, out / "operator_effort.png")
+    expert_note = ("<p>Dashed lines: the scripted expert on the same evaluation seeds ("
+                   + ", ".join(f"{t} {r:.0%}" for t, r in expert.items()) + ").</p>"
+                   if expert else "")
     sections.append("<h2>Success rate and mean success length (Fig. 3)</h2>"
-                    f"<img src='{bars.name}' alt='success bars'>" + _table(
+                    f"<img src='{bars.name}' alt='success bars'>{expert_note}" + _table(
                         ["task", "method", "seed", "rounds", "SFT (round 0)", "final",
                          "mean success length", "operator steps", "rollouts"], rows))
     sections.append(f"<h2>Success vs round</h2><img src='{curve_png.name}' alt='curves'>")
