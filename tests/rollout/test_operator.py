@@ -1,8 +1,10 @@
 """The simulated operator's triggers, delay, hand-back and boundary jitter."""
 
 import numpy as np
+import pytest
 
 from habc.episodes.episode import Controller
+from habc.errors import ConfigError
 from habc.rollout.operator import OperatorConfig, SimulatedOperator, jitter_boundaries
 
 BASE = {"help_prob": 1.0, "stall_steps": 5, "stall_min_gain": 0.1, "drop_threshold": 0.3,
@@ -68,6 +70,38 @@ def test_hand_back_after_max_takeover_steps_and_max_interventions():
     assert op.interventions == 1 and sum(trace) == 3  # never a second takeover
 
 
+def test_stalled_takeover_backs_off_then_retries():
+    expert = np.array([0.5, 0.0, 0.0, 1.0], np.float32)
+    back = np.array([0.0, 0.0, 1.0, -1.0], np.float32)
+    config = OperatorConfig(**{**BASE, "finish_prob": 1.0, "retry_steps": 3,
+                               "backoff_steps": 2, "action_noise": 0.0})
+    op = SimulatedOperator(config, lambda s: expert, np.random.default_rng(0),
+                           backoff_action=back)
+    control_trace(op, [0.0] * 7)  # stall after 5, takeover after 2 more
+    assert op.in_control
+    actions = []
+    for p in [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.5]:
+        actions.append("back" if np.array_equal(op.act(np.zeros(39)), back) else "expert")
+        op.observe(p)
+    # 3 flat steps of the expert's attempt, 2 back-off steps, then a fresh attempt that
+    # progresses (0.5 >= 0 + 0.1) and is never interrupted.
+    assert actions == ["expert"] * 3 + ["back"] * 2 + ["expert"] * 5
+    no_action = SimulatedOperator(config, lambda s: expert, np.random.default_rng(0))
+    control_trace(no_action, [0.0] * 20)
+    assert not no_action.backing_off  # without a back-off action it never backs off
+
+
+def test_hand_back_waits_for_the_back_off_to_end():
+    config = OperatorConfig(**{**BASE, "trigger": "stall", "reaction_delay": 0,
+                               "max_takeover_steps": 4, "retry_steps": 2, "backoff_steps": 3})
+    op = SimulatedOperator(config, lambda s: np.zeros(4, np.float32), np.random.default_rng(0),
+                           backoff_action=np.ones(4, np.float32))
+    trace = control_trace(op, [0.0] * 14)
+    # takeover on the 5th observation; 2 flat steps start a 3-step back-off (the actions of the
+    # 8th-10th steps); the 4-step limit passes mid back-off, so control returns once it ends.
+    assert trace[:10] == [0, 0, 0, 0, 1, 1, 1, 1, 1, 0]
+
+
 def test_reset_starts_a_new_episode():
     op = operator(trigger="stall", reaction_delay=0)
     control_trace(op, [0.0] * 6)
@@ -87,3 +121,11 @@ def test_jitter_zero_is_identity_and_jitter_keeps_segments():
         moved = np.flatnonzero(np.diff(np.concatenate([[0], out])) == 1)
         assert len(moved) <= len(starts)
         assert all(abs(m - s) <= 2 for m, s in zip(moved, starts, strict=False))
+
+
+@pytest.mark.parametrize("bad", [{"help_prob": 1.5}, {"min_takeover_steps": 90},
+                                 {"retry_steps": -1}, {"backoff_steps": 0},
+                                 {"drop_threshold": 0.0}])
+def test_bad_operator_config_is_refused(bad):
+    with pytest.raises(ConfigError):
+        OperatorConfig(**bad)

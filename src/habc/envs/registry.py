@@ -41,6 +41,8 @@ class TaskSpec:
         action_dim: width of the action.
         action_low: lower action bound (every dimension).
         action_high: upper action bound (every dimension).
+        backoff_action: what the simulated operator executes to back off before it retries
+            (Meta-World: move the hand up, open the gripper).
     """
 
     name: str
@@ -51,6 +53,7 @@ class TaskSpec:
     action_dim: int = 4
     action_low: float = -1.0
     action_high: float = 1.0
+    backoff_action: tuple[float, ...] = (0.0, 0.0, 1.0, -1.0)
 
 
 @functools.cache

@@ -144,8 +144,9 @@ def _init_rollout_worker(policy_dir: Path, task: str, operator: OperatorConfig,
     env = make_env(spec, max_steps=max_steps)
     check_fits(policy, env, policy_dir)
     _WORKER.update(env=env, policy=policy, seed=seed, version=int(policy.meta["policy_version"]),
-                   operator=SimulatedOperator(operator, make_expert(spec),
-                                              np.random.default_rng(seed)))
+                   operator=SimulatedOperator(
+                       operator, make_expert(spec), np.random.default_rng(seed),
+                       backoff_action=np.asarray(spec.backoff_action, dtype=np.float32)))
 
 
 def _rollout(env_seed: int) -> Episode:

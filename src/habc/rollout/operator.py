@@ -14,6 +14,12 @@ expert (plus ``action_noise``), and either **finishes** the task or **hands cont
 progress rose ``subgoal_gain`` above its level at the trigger (or after ``max_takeover_steps``),
 which leaves a post-intervention policy suffix. Up to ``max_interventions`` per episode.
 
+A scripted expert only knows the way from states it was written for; from the states a failing
+policy leaves behind (fingers closed on top of the object, say) it can stall for good. A person
+would back off and try again, so during a takeover, when smoothed progress has not risen by
+``stall_min_gain`` for ``retry_steps`` steps, the operator executes the task's back-off action
+(lift, open the gripper) for ``backoff_steps`` steps and then lets the expert try again.
+
 ``boundary_jitter`` shifts the *logged* takeover boundaries by up to +-j steps (the executed
 actions are unchanged), for the noisy-boundary study.
 """
@@ -59,6 +65,11 @@ class OperatorConfig:
     """A hand-back takeover lasts at most this many steps."""
     max_interventions: int = 2
     """Takeovers per episode at most."""
+    retry_steps: int = 100
+    """During a takeover, back off and retry after this many steps without progress (0: never;
+    needs the task's back-off action)."""
+    backoff_steps: int = 10
+    """Steps of the back-off action before the expert tries again."""
     action_noise: float = 0.1
     """Std of Gaussian noise on the operator's actions."""
     boundary_jitter: int = 0
@@ -72,8 +83,10 @@ class OperatorConfig:
             raise ConfigError("operator step counts must be >= 1")
         if self.min_takeover_steps > self.max_takeover_steps:
             raise ConfigError("min_takeover_steps must be <= max_takeover_steps")
-        if min(self.reaction_delay, self.max_interventions, self.boundary_jitter) < 0:
-            raise ConfigError("reaction_delay, max_interventions, boundary_jitter must be >= 0")
+        if min(self.reaction_delay, self.max_interventions, self.boundary_jitter,
+               self.retry_steps) < 0 or self.backoff_steps < 1:
+            raise ConfigError("reaction_delay, max_interventions, boundary_jitter, retry_steps "
+                              "must be >= 0 and backoff_steps >= 1")
         if self.action_noise < 0 or self.stall_min_gain < 0 or self.drop_threshold <= 0:
             raise ConfigError("action_noise, stall_min_gain >= 0 and drop_threshold > 0")
 
@@ -83,10 +96,13 @@ class SimulatedOperator:
 
     def __init__(self, config: OperatorConfig,
                  expert: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float32]],
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator,
+                 backoff_action: npt.NDArray[np.float32] | None = None) -> None:
+        """``backoff_action`` (A,): what the operator executes to back off (None: never)."""
         self.config = config
         self.expert = expert
         self.rng = rng
+        self.backoff_action = backoff_action
         self.reset()
 
     def reset(self) -> None:
@@ -99,6 +115,9 @@ class SimulatedOperator:
         self._finish = False
         self._takeover_steps = 0
         self._trigger_level = 0.0
+        self._backoff_left = 0
+        self._attempt_best = 0.0
+        self._attempt_since = 0
 
     def _rearm(self, level: float) -> None:
         self._smooth = level
@@ -111,8 +130,10 @@ class SimulatedOperator:
         self._smooth += c.smoothing * (progress - self._smooth)
         if self.in_control:
             self._takeover_steps += 1
+            self._track_attempt()
             risen = self._smooth >= self._trigger_level + c.subgoal_gain
-            if not self._finish and self._takeover_steps >= c.min_takeover_steps and (
+            if not self._finish and self._backoff_left == 0 and \
+                    self._takeover_steps >= c.min_takeover_steps and (
                     risen or self._takeover_steps >= c.max_takeover_steps):
                 self.in_control = False
                 self._rearm(self._smooth)
@@ -139,17 +160,40 @@ class SimulatedOperator:
         elif fired:
             self._rearm(self._smooth)
 
+    def _track_attempt(self) -> None:
+        """During a takeover: count down a back-off, or start one after a stalled attempt."""
+        c = self.config
+        if self._backoff_left > 0:
+            self._backoff_left -= 1
+            if self._backoff_left == 0:  # a fresh attempt starts from here
+                self._attempt_best, self._attempt_since = self._smooth, 0
+        elif self._smooth >= self._attempt_best + c.stall_min_gain:
+            self._attempt_best, self._attempt_since = self._smooth, 0
+        else:
+            self._attempt_since += 1
+            if c.retry_steps and self.backoff_action is not None and \
+                    self._attempt_since >= c.retry_steps:
+                self._backoff_left, self._attempt_since = c.backoff_steps, 0
+
+    @property
+    def backing_off(self) -> bool:
+        """Whether the operator's next action is a back-off step."""
+        return self.in_control and self._backoff_left > 0
+
     def _take_over(self) -> None:
         self._countdown = None
         self.in_control = True
         self.interventions += 1
         self._takeover_steps = 0
         self._trigger_level = self._smooth
+        self._attempt_best, self._attempt_since, self._backoff_left = self._smooth, 0, 0
         self._finish = bool(self.rng.random() < self.config.finish_prob)
 
     def act(self, raw_state: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
-        """The operator's (noisy expert) action."""
-        action = np.asarray(self.expert(raw_state), dtype=np.float32)
+        """The operator's action: the expert's, or the back-off action; plus noise."""
+        action = np.array(self.backoff_action if self.backing_off and
+                          self.backoff_action is not None else self.expert(raw_state),
+                          dtype=np.float32)
         if self.config.action_noise > 0:
             noise = self.config.action_noise * self.rng.standard_normal(action.shape)
             action = (action + noise).astype(np.float32)
