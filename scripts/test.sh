@@ -10,7 +10,7 @@ if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id 
     >/dev/null 2>&1 || echo "test.sh: could not install chromium; the browser test will skip"
 fi
 export MUJOCO_GL=${MUJOCO_GL:-osmesa}
-.venv/bin/ruff check src tests
+.venv/bin/ruff check src tests scripts
 .venv/bin/mypy
 if [ "$#" -eq 0 ]; then
   set -- -m "not slow"
