@@ -9,6 +9,8 @@ from habc.experiments.experiment import (
     ExperimentConfig,
     ExperimentSpec,
     _online_config,
+    experiment_jobs,
+    next_job,
     preset_names,
     results_table,
 )
@@ -131,3 +133,21 @@ def test_weighted_actor_batches_apply_to_habc_methods_only(tmp_path):
                              ("habc", "weighted"), ("habc_ir", "weighted")):
         config = _online_config(spec, tmp_path, method, tmp_path / method, 3, 0)
         assert config.learner.actor_batches == expected, method
+
+
+def test_jobs_run_after_their_dependencies_later_stages_first(tmp_path):
+    spec = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1),
+                          step1_methods=("dagger", "habc"), step2_methods=("habc_ir",))
+    pending, done, order = experiment_jobs(spec, tmp_path), set(), []
+    while (job := next_job(pending, done)) is not None:
+        pending.remove(job)
+        done.add(job.name)
+        order.append(job.name)
+    assert not pending
+    # seed 0's Step 2 starts as soon as its Step-1 habc is done, before seed 1's Step 1.
+    assert order == ["expert reach", "sft reach 0", "step1 dagger reach 0", "step1 habc reach 0",
+                     "step2 habc_ir reach 0", "sft reach 1", "step1 dagger reach 1",
+                     "step1 habc reach 1", "step2 habc_ir reach 1"]
+    later = [j for j in experiment_jobs(spec, tmp_path) if j.stage > 0]
+    assert next_job(later, {"sft reach 0"}).name == "step1 dagger reach 0"
+    assert next_job(later, set()) is None  # everything waits on an SFT

@@ -3,8 +3,9 @@
 For each task and seed: demos + SFT once; Step 1: every Step-1 method for ``step1_rounds``
 rounds from that same SFT checkpoint with equal rollout and gradient budgets; Step 2: from the
 Step-1 HABC run, continue ``habc`` and ``habc_ir`` for ``step2_rounds`` more rounds (IR switches
-on after the initial phase). Jobs run in parallel processes; every job is resumable, so re-running
-the command after a crash redoes nothing that finished.
+on after the initial phase). Jobs run in parallel processes as soon as the jobs they build on
+have finished, later stages first, so each task and seed completes end to end early; every job
+is resumable, so re-running the command after a crash redoes nothing that finished.
 
 Layout: ``OUT/<task>/seed_<s>/{demos, sft, step1/<method>, step2/<method>}``,
 ``OUT/<task>/expert.json`` (the scripted expert on the evaluation seeds) plus ``OUT/results.md``
@@ -18,7 +19,8 @@ import multiprocessing as mp
 import os
 import shutil
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -233,6 +235,70 @@ def online_job(spec: ExperimentSpec, out: Path, task: str, seed: int, method: st
     return f"{task} seed {seed}: step {step} {method}"
 
 
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: ``fn(*args)`` once every job named in ``after`` has finished.
+
+    Jobs of later stages go first when several are ready, so a task and seed finishes end to
+    end (SFT, Step 1, Step 2) before the next one starts its later stages.
+    """
+
+    name: str
+    stage: int
+    fn: Callable[..., str]
+    args: tuple[Any, ...]
+    after: frozenset[str] = frozenset()
+
+
+def experiment_jobs(spec: ExperimentSpec, out: Path) -> list[Job]:
+    """Every job of an experiment, with the dependencies between them."""
+    jobs = [Job(f"expert {t}", 0, expert_job, (spec, out, t)) for t, _ in spec.tasks]
+    for t, n in spec.tasks:
+        for s in spec.seeds:
+            sft = f"sft {t} {s}"
+            jobs.append(Job(sft, 0, sft_job, (spec, out, t, n, s)))
+            jobs += [Job(f"step1 {m} {t} {s}", 1, online_job, (spec, out, t, s, m, 1),
+                         frozenset({sft})) for m in spec.step1_methods]
+            jobs += [Job(f"step2 {m} {t} {s}", 2, online_job, (spec, out, t, s, m, 2),
+                         frozenset({f"step1 habc {t} {s}"})) for m in spec.step2_methods]
+    return jobs
+
+
+def next_job(pending: list[Job], done: set[str]) -> Job | None:
+    """The first of the latest-stage jobs whose dependencies are done (None: nothing ready)."""
+    ready = [j for j in pending if j.after <= done]
+    return max(ready, key=lambda j: j.stage) if ready else None
+
+
+def run_jobs(jobs: list[Job], workers: int, console: Console) -> int:
+    """Run ``jobs`` in ``workers`` spawned processes, respecting dependencies; return the count.
+
+    Raises:
+        HabcError: when a job fails (the jobs already running finish first).
+    """
+    pending, done = list(jobs), set[str]()
+    running: dict[Future[str], Job] = {}
+    with Progress(console=console) as progress, ProcessPoolExecutor(
+            workers, mp_context=mp.get_context("spawn")) as pool:
+        bar = progress.add_task("experiment", total=len(jobs))
+        while pending or running:
+            while len(running) < workers and (job := next_job(pending, done)) is not None:
+                pending.remove(job)
+                running[pool.submit(job.fn, *job.args)] = job
+            if not running:
+                raise HabcError(f"jobs wait on jobs that never run: {pending[0].name}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = running.pop(future)
+                try:
+                    progress.console.print(f"done: {future.result()}")
+                except HabcError as e:
+                    raise HabcError(f"job {job.name} failed: {e}") from e
+                done.add(job.name)
+                progress.advance(bar)
+    return len(done)
+
+
 def run_experiment(config: ExperimentConfig, console: Console | None = None) -> Path:
     """Run (or resume) every job, then write results.md (and the report); return OUT."""
     console = console or Console()
@@ -247,27 +313,8 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
     (out / "spec.json").write_text(json.dumps(
         {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in spec.__dict__.items()},
         indent=2, default=str))
-    stages: list[list[tuple[Any, ...]]] = [
-        [(sft_job, spec, out, t, n, s) for t, n in spec.tasks for s in spec.seeds]
-        + [(expert_job, spec, out, t) for t, _ in spec.tasks],
-        [(online_job, spec, out, t, s, m, 1) for t, _ in spec.tasks for s in spec.seeds
-         for m in spec.step1_methods],
-        [(online_job, spec, out, t, s, m, 2) for t, _ in spec.tasks for s in spec.seeds
-         for m in spec.step2_methods],
-    ]
-    total = sum(len(s) for s in stages)
     start = time.perf_counter()
-    with Progress(console=console) as progress, ProcessPoolExecutor(
-            config.jobs, mp_context=mp.get_context("spawn")) as pool:
-        bar = progress.add_task(f"experiment {spec.name}", total=total)
-        for stage in stages:
-            futures: list[Future[str]] = [pool.submit(fn, *args) for fn, *args in stage]
-            for future in futures:
-                try:
-                    progress.console.print(f"done: {future.result()}")
-                except HabcError as e:
-                    raise HabcError(f"a job failed: {e}") from e
-                progress.advance(bar)
+    run_jobs(experiment_jobs(spec, out), config.jobs, console)
     wall = time.perf_counter() - start
     table = results_table(out, spec)
     (out / "results.md").write_text(table + f"\nWall-clock of this invocation: {wall:.0f} s "
