@@ -37,6 +37,10 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path):
     assert "| reach (2 demos) |" in table and "habc_ir" in table
     expert = json.loads((out / "reach/expert.json").read_text())
     assert expert["controller"] == "expert" and expert["n_trials"] == 2
+    assert main(["report", str(out), "--no-animations"]) == 0  # the page leads with the tables
+    page = (out / "report/index.html").read_text()
+    assert page.index("<h2>Results</h2>") < page.index("(Fig. 3)")
+    assert "<td>reach (2 demos)</td>" in page and "<h3>Targets</h3>" in page
 
     before = {p: p.stat().st_mtime for p in out.glob("**/rounds/*.json")}
     assert main([*args, "--seeds", "0"]) == 0  # resume: nothing finished is redone

@@ -353,27 +353,33 @@ def _finals(out: Path, spec: ExperimentSpec, task: str, step: int, method: str,
     return finals
 
 
-def results_table(out: Path, spec: ExperimentSpec) -> str:
-    """Markdown: final success per task and method, pooled over seeds (95% Wilson CI).
+@dataclass(frozen=True)
+class ResultTables:
+    """The results of an experiment as header + rows (rendered as Markdown or HTML)."""
+
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+    target_header: list[str]
+    target_rows: list[list[str]]
+
+
+def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
+    """Final success per task and method, pooled over seeds (95% Wilson CI), and the targets.
 
     Only finished runs count (Step 1: ``step1_rounds`` rounds; Step 2: all rounds); each cell
-    also lists the per-seed rates and says when some seeds have not finished. A second table
-    checks the benchmark targets on the runs where every seed has finished.
+    also lists the per-seed rates and says when some seeds have not finished. The targets are
+    checked on the runs where every seed has finished.
     """
     columns = [*(f"{m}" for m in spec.step1_methods),
                *(("habc_cont" if m == "habc" else m) for m in spec.step2_methods)]
-    lines = [f"{spec.name}: {spec.description}", "",
-             f"Final success after {spec.step1_rounds} rounds (Step 1) and "
-             f"{spec.step1_rounds + spec.step2_rounds} rounds (Step 2); {spec.eval_trials} "
-             f"evaluation trials per seed (seeds {EVAL_SEED_BASE + spec.eval_seed_offset}+), "
-             f"pooled over seeds {list(spec.seeds)}; SFT = round 0; expert = the scripted "
-             "expert on the same seeds. Mean success length in parentheses, then the per-seed "
-             "rates.", "",
-             "| task | expert | SFT | " + " | ".join(columns) + " |",
-             "|---|---|---|" + "---|" * len(columns)]
-    targets = ["", "Targets (pooled rates; a target needs every seed of its runs finished):", "",
-               "| task | HABC+IR >= min(90%, 95% of expert) | HABC > SFT | HABC > DAgger | "
-               "HABC > Recap | HABC length <= HABC-V |", "|---|---|---|---|---|---|"]
+    caption = (f"{spec.name}: {spec.description} Final success after {spec.step1_rounds} rounds "
+               f"(Step 1) and {spec.step1_rounds + spec.step2_rounds} rounds (Step 2); "
+               f"{spec.eval_trials} evaluation trials per seed (seeds "
+               f"{EVAL_SEED_BASE + spec.eval_seed_offset}+), pooled over seeds "
+               f"{list(spec.seeds)}; SFT = round 0; expert = the scripted expert on the same "
+               "seeds. Mean success length in parentheses, then the per-seed rates.")
+    rows, target_rows = [], []
     for task, demos in spec.tasks:
         sft: dict[int, dict[str, Any]] = {}
         finals = {(step, m): _finals(out, spec, task, step, m, sft)
@@ -381,20 +387,35 @@ def results_table(out: Path, spec: ExperimentSpec) -> str:
                   for m in methods}
         expert_path = out / get_task(task).name / EXPERT_FILE
         expert = [json.loads(expert_path.read_text())] if expert_path.exists() else []
-        cells = [_pooled(e, len(spec.seeds)) for e in finals.values()]
-        lines.append(f"| {task} ({demos} demos) | {_pooled(expert, 1)} | "
-                     f"{_pooled(list(sft.values()), len(spec.seeds))} | " + " | ".join(cells)
-                     + " |")
+        rows.append([f"{task} ({demos} demos)", _pooled(expert, 1),
+                     _pooled(list(sft.values()), len(spec.seeds)),
+                     *(_pooled(e, len(spec.seeds)) for e in finals.values())])
         done = {key: e for key, e in finals.items() if len(e) == len(spec.seeds)}
         if len(sft) == len(spec.seeds):
             done[(0, "sft")] = list(sft.values())
         habc = done.get((1, "habc"))
-        row = [_rate_target(done.get((2, "habc_ir")), expert)]
-        row += [_compare(habc, done.get(key), name) for key, name in
-                (((0, "sft"), "SFT"), ((1, "dagger"), "DAgger"), ((1, "recap"), "Recap"))]
-        row.append(_length_target(habc, done.get((1, "habc_v"))))
-        targets.append(f"| {task} | " + " | ".join(row) + " |")
-    return "\n".join(lines + targets) + "\n"
+        target_rows.append([task, _rate_target(done.get((2, "habc_ir")), expert),
+                            *(_compare(habc, done.get(key)) for key in
+                              ((0, "sft"), (1, "dagger"), (1, "recap"))),
+                            _length_target(habc, done.get((1, "habc_v")))])
+    return ResultTables(
+        caption=caption, header=["task", "expert", "SFT", *columns], rows=rows,
+        target_header=["task", "HABC+IR >= min(90%, 95% of expert)", "HABC > SFT",
+                       "HABC > DAgger", "HABC > Recap", "HABC length <= HABC-V"],
+        target_rows=target_rows)
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+def results_table(out: Path, spec: ExperimentSpec) -> str:
+    """Markdown of ``result_tables``."""
+    tables = result_tables(out, spec)
+    return "\n".join([tables.caption, "", *_markdown(tables.header, tables.rows), "",
+                      "Targets (pooled rates; a target needs every seed of its runs finished):",
+                      "", *_markdown(tables.target_header, tables.target_rows)]) + "\n"
 
 
 def _pool(evals: list[dict[str, Any]]) -> tuple[int, int, float | None]:
@@ -431,8 +452,7 @@ def _rate_target(evals: list[dict[str, Any]] | None, expert: list[dict[str, Any]
     return f"{k / n:.0%} vs {need:.0%}: {_verdict(k / n >= need)}"
 
 
-def _compare(habc: list[dict[str, Any]] | None, other: list[dict[str, Any]] | None,
-             name: str) -> str:
+def _compare(habc: list[dict[str, Any]] | None, other: list[dict[str, Any]] | None) -> str:
     """HABC's pooled rate against another method's."""
     if habc is None or other is None:
         return "-"

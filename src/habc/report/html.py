@@ -82,6 +82,20 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
+def _experiment_tables(out: Path, spec_json: dict[str, Any]) -> str:
+    from habc.experiments.experiment import ExperimentSpec, result_tables
+
+    tables = result_tables(out, ExperimentSpec.from_json(spec_json))
+
+    def cells(rows: list[list[str]]) -> list[list[str]]:
+        return [[html.escape(c).replace("**met**", "<b>met</b>") for c in row] for row in rows]
+
+    return (f"<h2>Results</h2><p>{html.escape(tables.caption)}</p>"
+            + _table(tables.header, cells(tables.rows))
+            + "<h3>Targets</h3><p>Pooled rates; a target is checked once every seed of its runs "
+              "has finished.</p>" + _table(tables.target_header, cells(tables.target_rows)))
+
+
 def _pct(ev: dict[str, Any]) -> str:
     return f"{ev['success_rate']:.0%} [{ev['ci95_low']:.0%}, {ev['ci95_high']:.0%}]"
 
@@ -145,6 +159,10 @@ def build_report(config: ReportConfig) -> Path:
     expert_note = ("<p>Dashed lines: the scripted expert on the same evaluation seeds ("
                    + ", ".join(f"{t} {r:.0%}" for t, r in expert.items()) + ").</p>"
                    if expert else "")
+    spec_path = Path(config.run_dir) / "spec.json"
+    if spec_path.exists():  # an experiment directory: its results and target tables first
+        sections.append(_experiment_tables(Path(config.run_dir),
+                                           json.loads(spec_path.read_text())))
     sections.append("<h2>Success rate and mean success length (Fig. 3)</h2>"
                     f"<img src='{bars.name}' alt='success bars'>{expert_note}" + _table(
                         ["task", "method", "seed", "rounds", "SFT (round 0)", "final",
