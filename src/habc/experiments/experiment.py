@@ -127,8 +127,8 @@ class ExperimentConfig:
     """Output directory; default runs/experiments/<name>."""
     seeds: tuple[int, ...] = ()
     """Run only these seeds (default: the spec's); finished jobs of other seeds are kept."""
-    jobs: int = 2
-    """Jobs run in parallel processes (each uses one core)."""
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    """Jobs run in parallel processes, each on one core (default: the cores available)."""
     report: bool = True
     """Write the HTML report at the end."""
     table_only: bool = False
