@@ -27,7 +27,7 @@ from habc.rollout.runner import run_episode
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluate a policy checkpoint."""
+    """Evaluate a policy checkpoint, or the scripted expert, on fixed evaluation seeds."""
 
     checkpoint: Path | None = None
     """Checkpoint directory (holds model.safetensors and config.json)."""
