@@ -270,8 +270,8 @@ def next_job(pending: list[Job], done: set[str]) -> Job | None:
     return max(ready, key=lambda j: j.stage) if ready else None
 
 
-def run_jobs(jobs: list[Job], workers: int, console: Console) -> int:
-    """Run ``jobs`` in ``workers`` spawned processes, respecting dependencies; return the count.
+def run_jobs(jobs: list[Job], workers: int, console: Console) -> None:
+    """Run ``jobs`` in ``workers`` spawned processes, respecting dependencies.
 
     Raises:
         HabcError: when a job fails (the jobs already running finish first).
@@ -296,7 +296,6 @@ def run_jobs(jobs: list[Job], workers: int, console: Console) -> int:
                     raise HabcError(f"job {job.name} failed: {e}") from e
                 done.add(job.name)
                 progress.advance(bar)
-    return len(done)
 
 
 def run_experiment(config: ExperimentConfig, console: Console | None = None) -> Path:

@@ -60,11 +60,10 @@ def success_bars(final: dict[str, dict[str, list[dict[str, Any]]]], path: Path,
                          strict=True):
         ax.set_xticks(range(len(tasks)), tasks, fontsize=8)
         ax.set_title(title)
-    expert_tasks = [j for j, task in enumerate(tasks) if expert and task in expert]
-    for j in expert_tasks:
-        assert expert is not None
-        axes[0].hlines(expert[tasks[j]], j - 0.42, j + 0.42, colors="k", linestyles="--",
-                       label="scripted expert" if j == expert_tasks[0] else None)
+    drawn = [(j, expert[task]) for j, task in enumerate(tasks) if expert and task in expert]
+    for i, (j, rate) in enumerate(drawn):
+        axes[0].hlines(rate, j - 0.42, j + 0.42, colors="k", linestyles="--",
+                       label="scripted expert" if i == 0 else None)
     axes[0].set_ylim(0, 1.05)
     axes[0].legend(fontsize=7, ncol=2)
     return _save(fig, path)
