@@ -9,7 +9,8 @@ from habc.rollout.operator import OperatorConfig, SimulatedOperator, jitter_boun
 
 BASE = {"help_prob": 1.0, "stall_steps": 5, "stall_min_gain": 0.1, "drop_threshold": 0.3,
         "smoothing": 1.0, "reaction_delay": 2, "finish_prob": 0.0, "subgoal_gain": 0.2,
-        "min_takeover_steps": 1, "max_takeover_steps": 10, "max_interventions": 2}
+        "min_takeover_steps": 1, "max_takeover_steps": 10, "max_interventions": 2,
+        "retry_steps": 0}
 
 
 def operator(**overrides) -> SimulatedOperator:
@@ -93,13 +94,22 @@ def test_stalled_takeover_backs_off_then_retries():
 
 def test_hand_back_waits_for_the_back_off_to_end():
     config = OperatorConfig(**{**BASE, "trigger": "stall", "reaction_delay": 0,
-                               "max_takeover_steps": 4, "retry_steps": 2, "backoff_steps": 3})
+                               "max_takeover_steps": 7, "retry_steps": 2, "backoff_steps": 3})
     op = SimulatedOperator(config, lambda s: np.zeros(4, np.float32), np.random.default_rng(0),
                            backoff_action=np.ones(4, np.float32))
-    trace = control_trace(op, [0.0] * 14)
-    # takeover on the 5th observation; 2 flat steps start a 3-step back-off (the actions of the
-    # 8th-10th steps); the 4-step limit passes mid back-off, so control returns once it ends.
-    assert trace[:10] == [0, 0, 0, 0, 1, 1, 1, 1, 1, 0]
+    trace = control_trace(op, [0.0] * 16)
+    # takeover on the 5th observation; 2 flat steps start a 3-step back-off, a fresh attempt
+    # stalls for 2 more steps and starts a second back-off at takeover step 7: the 7-step limit
+    # passes mid back-off, so control returns only once it ends (the 15th observation).
+    assert trace[:15] == [0] * 4 + [1] * 10 + [0]
+
+
+def test_a_hand_back_takeover_has_time_to_retry():
+    with pytest.raises(ConfigError, match="retry"):
+        OperatorConfig(max_takeover_steps=80, retry_steps=100)
+    assert OperatorConfig(max_takeover_steps=80, retry_steps=0).retry_steps == 0  # never retries
+    defaults = OperatorConfig()
+    assert defaults.retry_steps + defaults.backoff_steps < defaults.max_takeover_steps
 
 
 def test_reset_starts_a_new_episode():
@@ -123,8 +133,9 @@ def test_jitter_zero_is_identity_and_jitter_keeps_segments():
         assert all(abs(m - s) <= 2 for m, s in zip(moved, starts, strict=False))
 
 
-@pytest.mark.parametrize("bad", [{"help_prob": 1.5}, {"min_takeover_steps": 90},
+@pytest.mark.parametrize("bad", [{"help_prob": 1.5}, {"min_takeover_steps": 250},
                                  {"retry_steps": -1}, {"backoff_steps": 0},
+                                 {"retry_steps": 195, "backoff_steps": 5},
                                  {"drop_threshold": 0.0}])
 def test_bad_operator_config_is_refused(bad):
     with pytest.raises(ConfigError):
