@@ -26,7 +26,7 @@ from habc.episodes.episode import Controller, EpisodeSource
 from habc.errors import ConfigError
 from habc.policy.policy import load_policy
 from habc.rollout.actors import PolicyActor
-from habc.rollout.operator import OperatorConfig, SimulatedOperator
+from habc.rollout.operator import OperatorConfig, SimulatedOperator, takeover_endings
 from habc.rollout.runner import run_episode
 
 
@@ -69,18 +69,17 @@ def main(args: Args) -> None:
                                 generator=torch.Generator().manual_seed(seed))
             episode = run_episode(env, actor, seed=seed, source=EpisodeSource.ROLLOUT,
                                   operator=operator)
-            human = (episode.controller == Controller.HUMAN).astype(np.int64)
-            if not human.any():
+            human = int(np.sum(episode.controller == Controller.HUMAN))
+            if not human:
                 continue
             helped += 1
             succeeded += episode.success
-            operator_steps += int(human.sum())
-            edges = np.diff(np.concatenate([[0], human, [0]]))
-            for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1),
-                                  strict=True):
-                if end < len(human):  # handed back before the episode ended
-                    timed_out += int(end - start >= limit)
-                    reached += int(end - start < limit)
+            operator_steps += human
+            endings = takeover_endings(episode.controller, np.array([0]),
+                                       np.array([len(episode.controller)]),
+                                       np.array([episode.success]), limit)
+            reached += endings.reached
+            timed_out += endings.hit_limit
         print(f"{spec.name}: retry_steps {retry}, max_takeover_steps {limit}: {succeeded} of "
               f"{helped} helped episodes succeed; hand-backs: {reached} reached the subgoal, "
               f"{timed_out} hit the limit; operator steps {operator_steps}", flush=True)

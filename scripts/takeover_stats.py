@@ -10,14 +10,15 @@ episode's end, split by the episode's outcome.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import tyro
 
-from habc.episodes.episode import Controller
 from habc.episodes.store import EpisodeStore
+from habc.rollout.operator import takeover_endings
 
 
 @dataclass(frozen=True)
@@ -37,22 +38,17 @@ def main(args: Args) -> None:
         store = EpisodeStore.open(path)
         if not store.num_episodes:
             continue
-        arrays = store.read()
-        counts = np.zeros(4, dtype=np.int64)  # reached, hit limit, to end & success, to end & fail
-        for e in range(arrays.num_episodes):
-            start, end = arrays.episode_starts[e], arrays.episode_ends[e]
-            human = (arrays.controller[start:end] == Controller.HUMAN).astype(np.int64)
-            edges = np.diff(np.concatenate([[0], human, [0]]))
-            for s, t in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-                if t == len(human):
-                    counts[2 if arrays.success[e] else 3] += 1
-                else:
-                    counts[1 if t - s >= args.limit else 0] += 1
+        a = store.read()
+        counts = np.array(astuple(takeover_endings(a.controller, a.episode_starts,
+                                                   a.episode_ends, a.success, args.limit)))
         total += counts
-        print(f"{path}: hand-backs {counts[0]} reached the sub-goal, {counts[1]} hit the limit; "
-              f"to the episode end {counts[2]} succeeded, {counts[3]} failed")
-    print(f"total: hand-backs {total[0]} reached the sub-goal, {total[1]} hit the limit; "
-          f"to the episode end {total[2]} succeeded, {total[3]} failed")
+        print(f"{path}: {_line(counts)}")
+    print(f"total: {_line(total)}")
+
+
+def _line(counts: npt.NDArray[np.int64]) -> str:
+    return (f"hand-backs {counts[0]} reached the sub-goal, {counts[1]} hit the limit; "
+            f"to the episode end {counts[2]} succeeded, {counts[3]} failed")
 
 
 if __name__ == "__main__":

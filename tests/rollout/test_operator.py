@@ -5,7 +5,13 @@ import pytest
 
 from habc.episodes.episode import Controller
 from habc.errors import ConfigError
-from habc.rollout.operator import OperatorConfig, SimulatedOperator, jitter_boundaries
+from habc.rollout.operator import (
+    OperatorConfig,
+    SimulatedOperator,
+    TakeoverEndings,
+    jitter_boundaries,
+    takeover_endings,
+)
 
 BASE = {"help_prob": 1.0, "stall_steps": 5, "stall_min_gain": 0.1, "drop_threshold": 0.3,
         "smoothing": 1.0, "reaction_delay": 2, "finish_prob": 0.0, "subgoal_gain": 0.2,
@@ -140,3 +146,13 @@ def test_jitter_zero_is_identity_and_jitter_keeps_segments():
 def test_bad_operator_config_is_refused(bad):
     with pytest.raises(ConfigError):
         OperatorConfig(**bad)
+
+
+def test_takeover_endings_on_a_hand_computed_case():
+    # episode 0 (frames 0-9, failed): human 2-4 (3 steps, handed back), human 7-9 (to the end)
+    # episode 1 (frames 10-15, success): human 10-14 (5 steps, handed back: hits a 5-step limit)
+    # episode 2 (frames 16-19, success): human 18-19 (to the end)
+    c = np.array([0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1], dtype=np.int8)
+    out = takeover_endings(c, np.array([0, 10, 16]), np.array([10, 16, 20]),
+                           np.array([False, True, True]), limit=5)
+    assert out == TakeoverEndings(reached=1, hit_limit=1, to_end_success=1, to_end_failure=1)

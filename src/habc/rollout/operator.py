@@ -36,6 +36,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from habc.credit.labels import segment_ids
 from habc.episodes.episode import Controller
 from habc.errors import ConfigError
 
@@ -238,3 +239,41 @@ def jitter_boundaries(controller: npt.NDArray[np.int8], jitter: int,
         e2 = int(np.clip(e + rng.integers(-jitter, jitter + 1), s2 + 1, n))
         out[s2:e2] = Controller.HUMAN
     return out
+
+
+@dataclass(frozen=True)
+class TakeoverEndings:
+    """How takeovers (maximal human segments) ended, counted over a set of episodes."""
+
+    reached: int
+    """Handed back after fewer than ``limit`` steps: the sub-goal was reached."""
+    hit_limit: int
+    """Handed back after ``limit`` steps or more: the operator gave up on the sub-goal."""
+    to_end_success: int
+    """Ran to the end of an episode that succeeded."""
+    to_end_failure: int
+    """Ran to the end of an episode that failed."""
+
+
+def takeover_endings(controller: npt.NDArray[np.integer], episode_starts: npt.NDArray[np.int64],
+                     episode_ends: npt.NDArray[np.int64], success: npt.NDArray[np.bool_],
+                     limit: int) -> TakeoverEndings:
+    """Count how the takeovers of stored episodes ended.
+
+    Args:
+        controller: (N,) controller per frame.
+        episode_starts: (E,) first frame of each episode.
+        episode_ends: (E,) one past the last frame of each episode.
+        success: (E,) episode outcomes.
+        limit: the operator's ``max_takeover_steps`` when the episodes were collected.
+    """
+    human = np.flatnonzero(controller == Controller.HUMAN)
+    _, first, length = np.unique(segment_ids(controller, episode_starts)[human],
+                                 return_index=True, return_counts=True)
+    start = human[first]
+    episode = np.searchsorted(episode_starts, start, side="right") - 1
+    to_end = start + length == episode_ends[episode]
+    return TakeoverEndings(reached=int(np.sum(~to_end & (length < limit))),
+                           hit_limit=int(np.sum(~to_end & (length >= limit))),
+                           to_end_success=int(np.sum(to_end & success[episode])),
+                           to_end_failure=int(np.sum(to_end & ~success[episode])))
