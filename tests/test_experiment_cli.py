@@ -46,6 +46,20 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path):
     assert main([*args, "--seeds", "0"]) == 0  # resume: nothing finished is redone
     assert {p: p.stat().st_mtime for p in out.glob("**/rounds/*.json")} == before
 
+    # A spec with more Step-2 rounds (as benchmark-3k-long is to benchmark-3k) extends only the
+    # Step-2 runs of a finished directory, and its table reports the new last round.
+    longer = json.loads((out / "spec.json").read_text()) | {"name": "smoke-long",
+                                                            "step2_rounds": 2}
+    (tmp_path / "long.json").write_text(json.dumps(longer))
+    assert main(["experiment", "--config-file", str(tmp_path / "long.json"), "--out", str(out),
+                 "--jobs", "1", "--no-report"]) == 0
+    assert {p: p.stat().st_mtime for p in before} == before
+    for method in ("habc", "habc_ir"):
+        last = json.loads((cell / f"step2/{method}/rounds/round_003.json").read_text())
+        assert last["ir_enabled"] == (method == "habc_ir") and last["eval"]["n_trials"] == 2
+    assert not (cell / "step1/habc/rounds/round_002.json").exists()
+    assert "and 3 rounds (Step 2)" in (out / "results.md").read_text()
+
 
 def test_presets_and_bad_specs(tmp_path):
     assert {"benchmark", "benchmark-3k", "smoke"} <= set(preset_names())
