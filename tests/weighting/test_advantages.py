@@ -72,6 +72,14 @@ def test_all_zero_batch_is_skipped():
     assert skipped and w.tolist() == [0.0, 0.0, 0.0]
 
 
+def test_effective_sample_fraction():
+    valid = t([True, True, False])
+    # (1 + 3)^2 / (2 * (1 + 9)) = 16 / 20; the invalid sample's weight is ignored
+    assert abs(adv.effective_sample_fraction(t([1.0, 3.0, 7.0]), valid) - 0.8) < 1e-6
+    assert adv.effective_sample_fraction(t([2.0, 2.0, 0.0]), valid) == 1.0  # plain BC
+    assert adv.effective_sample_fraction(t([0.0, 0.0, 1.0]), valid) == 0.0
+
+
 def test_running_scale():
     s = adv.RunningScale(momentum=0.5)
     assert s.scale == 1.0

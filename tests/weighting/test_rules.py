@@ -39,6 +39,7 @@ def test_habc_v_source_rules_hand_computed():
     assert stats["w_tilde_success_autonomous"] == pytest.approx(3.0)  # (2 + 4) / 2
     assert stats["w_tilde_human_windows"] == pytest.approx(1.0)
     assert stats["zero_weight_fraction"] == pytest.approx(2 / 6)
+    assert stats["w_ess_fraction"] == pytest.approx(8**2 / (5 * 22))  # (1+2+0+1+4)^2 / 5 (1+4+1+16)
 
 
 def test_linear_gate_mixes_heads():

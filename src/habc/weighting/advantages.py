@@ -85,6 +85,23 @@ def unit_mean_normalise(w_tilde: Tensor, valid: Tensor) -> tuple[Tensor, bool]:
     return w / (total / n_valid), False
 
 
+def effective_sample_fraction(weights: Tensor, valid: Tensor) -> float:
+    """Kish effective sample size over the valid samples, as a fraction of their number.
+
+    ``(sum w)^2 / (n * sum w^2)``: 1 when every valid weight is equal (plain behaviour cloning),
+    ``1/n`` when one sample carries all the weight; 0 when no valid weight is positive.
+
+    Args:
+        weights: (B,) non-negative weights.
+        valid: (B,) bool ``actor_valid``.
+    """
+    w = weights[valid]
+    square_sum = float((w * w).sum())
+    if square_sum <= 0.0:
+        return 0.0
+    return float(w.sum()) ** 2 / (w.numel() * square_sum)
+
+
 class RunningScale:
     """EMA of an advantage's standard deviation over recent valid samples (starts at 1)."""
 

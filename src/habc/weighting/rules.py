@@ -89,6 +89,7 @@ def _finish(w_tilde: Tensor, valid: Tensor, inputs: WeightInputs, stats: dict[st
         "zero_weight_fraction": float((w_tilde == 0).float().mean()),
         "skipped_batch": float(skipped),
         "rollout_fraction": float(rollout.float().mean()),
+        "w_ess_fraction": adv.effective_sample_fraction(weights, valid),
     }
     if ok_auto.any():
         stats["w_tilde_success_autonomous"] = float(w_tilde[ok_auto].mean())
