@@ -3,9 +3,10 @@
 For each episode store (an online run's ``rollouts/`` folder), counts human segments that end
 before the episode does, split into hand-backs shorter than ``--limit`` (the sub-goal was
 reached) and hand-backs that lasted the whole limit; and human segments that run to the
-episode's end, split by the episode's outcome.
+episode's end, split by the episode's outcome; and how many human frames (imitated with weight
+1 by dagger and HABC) belong to takeovers that ran to the end of a failed episode.
 
-    .venv/bin/python scripts/takeover_stats.py RUN/step1/*/rollouts --limit 80
+    .venv/bin/python scripts/takeover_stats.py --stores RUN/step1/*/rollouts --limit 80
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Args:
 
 def main(args: Args) -> None:
     """Print one line per store and a total."""
-    total = np.zeros(4, dtype=np.int64)
+    total = np.zeros(6, dtype=np.int64)
     for path in args.stores:
         store = EpisodeStore.open(path)
         if not store.num_episodes:
@@ -48,7 +49,9 @@ def main(args: Args) -> None:
 
 def _line(counts: npt.NDArray[np.int64]) -> str:
     return (f"hand-backs {counts[0]} reached the sub-goal, {counts[1]} hit the limit; "
-            f"to the episode end {counts[2]} succeeded, {counts[3]} failed")
+            f"to the episode end {counts[2]} succeeded, {counts[3]} failed; human frames "
+            f"{counts[4]}, {counts[5]} ({100 * counts[5] / max(counts[4], 1):.0f}%) of them in "
+            "takeovers that failed to the end")
 
 
 if __name__ == "__main__":

@@ -155,4 +155,5 @@ def test_takeover_endings_on_a_hand_computed_case():
     c = np.array([0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1], dtype=np.int8)
     out = takeover_endings(c, np.array([0, 10, 16]), np.array([10, 16, 20]),
                            np.array([False, True, True]), limit=5)
-    assert out == TakeoverEndings(reached=1, hit_limit=1, to_end_success=1, to_end_failure=1)
+    assert out == TakeoverEndings(reached=1, hit_limit=1, to_end_success=1, to_end_failure=1,
+                                  human_frames=3 + 3 + 5 + 2, to_end_failure_frames=3)

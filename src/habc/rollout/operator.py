@@ -252,7 +252,11 @@ class TakeoverEndings:
     to_end_success: int
     """Ran to the end of an episode that succeeded."""
     to_end_failure: int
-    """Ran to the end of an episode that failed."""
+    """Ran to the end of an episode that failed: the operator did not finish the task."""
+    human_frames: int
+    """Human-controlled frames in all takeovers."""
+    to_end_failure_frames: int
+    """Human frames of the ``to_end_failure`` takeovers (imitated with weight 1 all the same)."""
 
 
 def takeover_endings(controller: npt.NDArray[np.integer], episode_starts: npt.NDArray[np.int64],
@@ -273,7 +277,10 @@ def takeover_endings(controller: npt.NDArray[np.integer], episode_starts: npt.ND
     start = human[first]
     episode = np.searchsorted(episode_starts, start, side="right") - 1
     to_end = start + length == episode_ends[episode]
+    failed_to_end = to_end & ~success[episode]
     return TakeoverEndings(reached=int(np.sum(~to_end & (length < limit))),
                            hit_limit=int(np.sum(~to_end & (length >= limit))),
                            to_end_success=int(np.sum(to_end & success[episode])),
-                           to_end_failure=int(np.sum(to_end & ~success[episode])))
+                           to_end_failure=int(np.sum(failed_to_end)),
+                           human_frames=int(length.sum()),
+                           to_end_failure_frames=int(length[failed_to_end].sum()))
