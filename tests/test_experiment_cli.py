@@ -3,7 +3,10 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from habc.cli import main
+from habc.errors import ConfigError
 from habc.evaluation.stats import wilson_interval
 from habc.experiments.experiment import (
     ExperimentConfig,
@@ -151,6 +154,17 @@ def test_weighted_actor_batches_apply_to_habc_methods_only(tmp_path):
                              ("habc", "weighted"), ("habc_ir", "weighted")):
         config = _online_config(spec, tmp_path, method, tmp_path / method, 3, 0)
         assert config.learner.actor_batches == expected, method
+
+
+def test_failed_takeovers_are_left_out_for_the_imitating_methods_only(tmp_path):
+    spec = ExperimentSpec(name="t", tasks=(("reach", 2),), actor_batches="weighted",
+                          imitate_failed_takeovers=False)
+    for method, imitated in (("sft", True), ("dagger", False), ("recap", True),
+                             ("habc_v", False), ("habc", False), ("habc_ir", False)):
+        config = _online_config(spec, tmp_path, method, tmp_path / method, 3, 0)
+        assert config.learner.imitate_failed_takeovers == imitated, method
+    with pytest.raises(ConfigError, match="weighted"):
+        ExperimentSpec(name="t", tasks=(("reach", 2),), imitate_failed_takeovers=False)
 
 
 def test_jobs_run_after_their_dependencies_later_stages_first(tmp_path):

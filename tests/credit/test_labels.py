@@ -6,6 +6,7 @@ from habc.credit.labels import (
     NO_LABEL,
     FrameKind,
     assign_credit,
+    failed_takeover_frames,
     intervention_min_steps,
     intervention_windows,
     segment_ids,
@@ -86,6 +87,16 @@ def test_naive_credit_labels_every_rollout_step():
 def test_segments_restart_at_episode_boundaries():
     c = np.array([P, P, H, H, P, P])  # episodes [0, 3) and [3, 6)
     assert segment_ids(c, np.array([0, 3])).tolist() == [0, 0, 1, 2, 3, 3]
+
+
+def test_failed_takeover_frames():
+    # episode 0 [0, 10), failed: human 2-4 handed back (kept), human 7-9 to the end (failed)
+    # episode 1 [10, 16), success: human 10-14 then policy; episode 2 [16, 20), success: human
+    # 18-19 to the end of a success (kept); episode 3 [20, 23), failed, no human frame
+    c = np.array([P, P, H, H, H, P, P, H, H, H, H, H, H, H, H, P, P, P, H, H, P, P, P])
+    got = failed_takeover_frames(c, np.array([0, 10, 16, 20]), np.array([10, 16, 20, 23]),
+                                 np.array([False, True, True, False]))
+    assert np.flatnonzero(got).tolist() == [7, 8, 9]
 
 
 def test_intervention_windows_need_ceil_h_over_5_human_steps():

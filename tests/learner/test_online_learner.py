@@ -168,3 +168,28 @@ def test_weighted_actor_batches_spend_no_sample_on_label_zero_frames(data):
     with pytest.raises(ConfigError, match="weighted"):
         OnlineLearner(policy(data), HabcRule(failed_rollout_weight="habc"), cfg, t_max=20,
                       method="habc")
+
+
+def test_failed_takeovers_can_be_left_out_of_the_actor_pools(tmp_path, rng):
+    store = EpisodeStore.create(tmp_path / "ds", state_dim=39, action_dim=4, fps=80,
+                                robot_type="sawyer")
+    store.append([make_episode(rng, 12),
+                  make_episode(rng, 15, source=EpisodeSource.ROLLOUT, success=False, seed=1,
+                               human_span=(5, 15)),  # the operator failed to the end: 17-26
+                  make_episode(rng, 15, source=EpisodeSource.ROLLOUT, success=True, seed=2,
+                               human_span=(5, 15))])  # the operator finished: 32-41
+    kwargs = {"horizon": 5, "k": 1, "naive": False, "critic_use_demos": False,
+              "validation_every": 2}
+    every = prepare_data(store.read(), **kwargs)
+    kept = prepare_data(store.read(), **kwargs, imitate_failed_takeovers=False)
+    failed = set(range(17, 27))
+    assert failed <= set(every.pools["rollout_imitable"].tolist())
+    assert not failed & set(kept.pools["rollout_imitable"].tolist())
+    assert not failed & set(kept.pools["human"].tolist())
+    assert set(kept.pools["human"].tolist()) == set(every.pools["human"].tolist()) - failed
+    assert set(range(32, 42)) <= set(kept.pools["human"].tolist())
+    assert np.array_equal(kept.pools["rollout"], every.pools["rollout"])  # the critic sees all
+    cfg = dataclasses.replace(CONFIG, imitate_failed_takeovers=False)
+    OnlineLearner(policy(kept), RULES["dagger"], cfg, t_max=20, method="dagger")
+    with pytest.raises(ConfigError, match="imitate_failed_takeovers"):
+        OnlineLearner(policy(kept), HabcRule(), cfg, t_max=20, method="habc")

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from habc.credit.labels import failed_takeover_frames
 from habc.episodes.episode import Controller
 from habc.errors import ConfigError
 from habc.rollout.operator import (
@@ -157,3 +158,7 @@ def test_takeover_endings_on_a_hand_computed_case():
                            np.array([False, True, True]), limit=5)
     assert out == TakeoverEndings(reached=1, hit_limit=1, to_end_success=1, to_end_failure=1,
                                   human_frames=3 + 3 + 5 + 2, to_end_failure_frames=3)
+    # the per-frame flag the learner uses agrees with the segment count
+    failed = failed_takeover_frames(c, np.array([0, 10, 16]), np.array([10, 16, 20]),
+                                    np.array([False, True, True]))
+    assert failed.sum() == out.to_end_failure_frames

@@ -88,6 +88,30 @@ def last_human_index(controller: npt.NDArray[np.integer], episode_starts: npt.ND
     return out
 
 
+def failed_takeover_frames(controller: npt.NDArray[np.integer],
+                           episode_starts: npt.NDArray[np.int64],
+                           episode_ends: npt.NDArray[np.int64],
+                           episode_success: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Human frames of a takeover that runs to the end of a failed episode: (N,) bool.
+
+    The operator took over and did not finish the task (a scripted expert started from a state
+    the policy left can fail). SPEC §2 imitates every human frame; ``LearnerConfig``'s
+    ``imitate_failed_takeovers`` can leave these out.
+
+    Args:
+        controller: (N,) ``Controller`` per frame.
+        episode_starts: (E,) first frame of each episode.
+        episode_ends: (E,) exclusive end of each episode.
+        episode_success: (E,) outcome y.
+    """
+    lengths = episode_ends - episode_starts
+    frame_ep = np.repeat(np.arange(len(lengths)), lengths)
+    segment = segment_ids(controller, episode_starts)
+    last_segment = segment[np.maximum(episode_ends - 1, 0)][frame_ep]
+    return (controller == Controller.HUMAN) & (segment == last_segment) \
+        & ~episode_success[frame_ep]
+
+
 def assign_credit(
     controller: npt.NDArray[np.integer],
     episode_starts: npt.NDArray[np.int64],

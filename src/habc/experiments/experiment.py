@@ -67,6 +67,9 @@ class ExperimentSpec:
     warmup_steps: int = 500
     actor_batches: Literal["shared", "weighted"] = "shared"
     """Actor batches of the HABC methods (see LearnerConfig); other methods always share."""
+    imitate_failed_takeovers: bool = True
+    """Whether dagger and the HABC methods imitate takeovers that failed to the end (see
+    LearnerConfig); False needs ``actor_batches='weighted'``."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
 
@@ -87,6 +90,8 @@ class ExperimentSpec:
             raise ConfigError("rounds, rollouts, steps and trials must be >= 1")
         if self.actor_batches not in ("shared", "weighted"):
             raise ConfigError("actor_batches must be 'shared' or 'weighted'")
+        if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
+            raise ConfigError("imitate_failed_takeovers=false needs actor_batches 'weighted'")
         if self.eval_seed_offset < 0:
             raise ConfigError("eval_seed_offset must be >= 0 (0: the reported block)")
 
@@ -207,7 +212,9 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         num_threads=1, learner=LearnerConfig(
             batch_size=spec.batch_size, critic=spec.critic,
             actor_batches=spec.actor_batches if method in ("habc_v", "habc", "habc_ir")
-            else "shared"),
+            else "shared",
+            imitate_failed_takeovers=spec.imitate_failed_takeovers
+            or method not in ("dagger", "habc_v", "habc", "habc_ir")),
         habc=HabcRule(warmup_steps=spec.warmup_steps))
 
 

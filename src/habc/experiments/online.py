@@ -295,7 +295,9 @@ def run_online(config: OnlineConfig, console: Console | None = None,
                                     k=config.learner.advantage_horizon,
                                     naive=learner.rule.naive_credit,
                                     critic_use_demos=config.learner.critic.critic_use_demos,
-                                    validation_every=config.learner.recap_validation_every)
+                                    validation_every=config.learner.recap_validation_every,
+                                    imitate_failed_takeovers=(
+                                        config.learner.imitate_failed_takeovers))
                 train_stats = _train_round(learner, data, r, config, writer, latest, progress,
                                            task.name)
                 learner.round = r

@@ -27,6 +27,7 @@ from habc.credit.labels import (
     CreditLabels,
     FrameKind,
     assign_credit,
+    failed_takeover_frames,
     intervention_windows,
 )
 from habc.critic import losses as CL
@@ -70,6 +71,10 @@ class LearnerConfig:
     """Share of each batch drawn from demos by the rollout-based methods."""
     dagger_human_fraction: float = 0.5
     """Share of each batch drawn from human windows by dagger (the rest: demos)."""
+    imitate_failed_takeovers: bool = True
+    """Imitate the frames of a takeover that ran to the end of a failed episode (SPEC §2: every
+    human frame is imitated). False leaves them out of the actor's batches; this needs a method
+    with its own actor pool (dagger, or an HABC rule with ``actor_batches='weighted'``)."""
     advantage_horizon: int = 1
     """k of the k-step advantages (paper: 1)."""
     actor_batches: Literal["shared", "weighted"] = "shared"
@@ -111,8 +116,13 @@ class TrainingData:
 
 
 def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
-                 critic_use_demos: bool, validation_every: int) -> TrainingData:
-    """Label frames (SPEC §2) and build the sampling pools."""
+                 critic_use_demos: bool, validation_every: int,
+                 imitate_failed_takeovers: bool = True) -> TrainingData:
+    """Label frames (SPEC §2) and build the sampling pools.
+
+    ``imitate_failed_takeovers=False`` leaves the frames of takeovers that ran to the end of a
+    failed episode out of the actor's pools (``human`` and ``rollout_imitable``).
+    """
     labels = assign_credit(arrays.controller, arrays.episode_starts, arrays.episode_ends,
                            arrays.source, arrays.success, naive=naive,
                            critic_use_demos=critic_use_demos)
@@ -125,10 +135,13 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
     held_out_ep = rollout_ep & (np.cumsum(rollout_ep) % validation_every == 0)
     validation = held_out_ep[arrays.frame_episode]
     policy_step = (labels.kind == FrameKind.AUTONOMOUS) | (labels.kind == FrameKind.SUFFIX)
-    imitable = (labels.kind == FrameKind.HUMAN) | (policy_step & labels.episode_success)
+    human = labels.kind == FrameKind.HUMAN
+    if not imitate_failed_takeovers:
+        human = human & ~failed_takeover_frames(arrays.controller, arrays.episode_starts,
+                                                arrays.episode_ends, arrays.success)
+    imitable = human | (policy_step & labels.episode_success)
     pools = {"demo": idx[is_demo], "rollout": idx[~is_demo],
-             "rollout_imitable": idx[imitable],
-             "human": idx[(labels.kind == FrameKind.HUMAN) & windows]}
+             "rollout_imitable": idx[imitable], "human": idx[human & windows]}
     return TrainingData(arrays=arrays, labels=labels, next1=np.minimum(idx + 1, last),
                         nextk=np.minimum(idx + k, last), nextk_exists=idx + k <= last, last=last,
                         intervention_window=windows, validation=validation, pools=pools)
@@ -186,6 +199,10 @@ class OnlineLearner:
                 and not rule.naive_credit):
             raise ConfigError("actor_batches='weighted' needs an HABC rule with "
                               "failed_rollout_weight='zero' and intervention-aware credit")
+        if not config.imitate_failed_takeovers and not (
+                method == "dagger" or config.actor_batches == "weighted"):
+            raise ConfigError("imitate_failed_takeovers=False needs an actor pool without "
+                              "those frames: method dagger, or actor_batches='weighted'")
 
     # ------------------------------------------------------------------------------- update
     def shares(self, *, actor: bool = False) -> dict[str, float]:
