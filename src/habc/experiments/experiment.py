@@ -202,6 +202,7 @@ def sft_job(spec: ExperimentSpec, out: Path, task: str, demos: int, seed: int) -
 
 def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path, rounds: int,
                    seed: int) -> OnlineConfig:
+    habc = method in ("habc_v", "habc", "habc_ir")
     return OnlineConfig(
         sft_checkpoint=cell / "sft" / "checkpoints" / "last", run_dir=run_dir,
         method=method,  # type: ignore[arg-type]
@@ -211,10 +212,9 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         seed=seed, max_steps=spec.max_steps,
         num_threads=1, learner=LearnerConfig(
             batch_size=spec.batch_size, critic=spec.critic,
-            actor_batches=spec.actor_batches if method in ("habc_v", "habc", "habc_ir")
-            else "shared",
+            actor_batches=spec.actor_batches if habc else "shared",
             imitate_failed_takeovers=spec.imitate_failed_takeovers
-            or method not in ("dagger", "habc_v", "habc", "habc_ir")),
+            or not (habc or method == "dagger")),
         habc=HabcRule(warmup_steps=spec.warmup_steps))
 
 
