@@ -89,6 +89,10 @@ def _write_rounds(run: Path, rates: list[float], trials: int = 10) -> None:
         (run / "rounds" / f"round_{r:03d}.json").write_text(json.dumps(record))
 
 
+def _targets_row(table: str) -> str:
+    return next(line for line in table.splitlines() if line.startswith("| reach |"))
+
+
 def test_results_table_pools_finished_seeds_only(tmp_path, capsys):
     spec = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1),
                           step1_methods=("habc",), step1_rounds=2, step2_methods=())
@@ -102,7 +106,7 @@ def test_results_table_pools_finished_seeds_only(tmp_path, capsys):
                    f"(100); 20/40 | 60% [{100 * low:.0f}, {100 * high:.0f}] (102); 60, "
                    "1 of 2 seeds |")
     # Targets need every seed: habc has one of two, so only the missing marks show.
-    assert table.splitlines()[-1] == "| reach | - | - | - | - | - |"
+    assert _targets_row(table) == "| reach | - | - | - | - | - |"
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps({"name": "t", "tasks": [["reach", 2]], "seeds": [0, 1],
                                      "step1_methods": ["habc"], "step1_rounds": 2,
@@ -140,12 +144,28 @@ def test_targets_compare_pooled_rates_hand_computed(tmp_path):
     assert "| reach (2 demos) | 80% [" in table  # the expert column
     # HABC+IR pools 9 + 10 of 20 = 95% >= min(90%, 0.95 * 80% = 76%); HABC pools 14 of 20 = 70%
     # against SFT 20% (round 0), DAgger 65%, Recap 45%; lengths 101 vs habc_v's 120.
-    assert table.splitlines()[-1] == ("| reach | 95% vs 76%: **met** | 70% vs 20%: **met** | "
+    assert _targets_row(table) == ("| reach | 95% vs 76%: **met** | 70% vs 20%: **met** | "
                                       "70% vs 65%: **met** | 70% vs 45%: **met** | "
                                       "101 vs 120: **met** |")
     (tmp_path / "reach/expert.json").unlink()
     table = results_table(tmp_path, spec)
     assert "| reach | 95% vs 90%: **met** |" in table  # no expert measured: the 90% bar
+
+
+def test_last_rounds_table_hand_computed(tmp_path):
+    spec = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1), step1_methods=("habc",),
+                          step1_rounds=3, step2_methods=("habc_ir",), step2_rounds=2)
+    _write_rounds(tmp_path / "reach/seed_0/step1/habc", [0.2, 0.4, 0.6, 0.8])
+    _write_rounds(tmp_path / "reach/seed_1/step1/habc", [0.2, 0.5, 0.7, 0.9])
+    _write_rounds(tmp_path / "reach/seed_0/step2/habc_ir", [0.2, 0.4, 0.6, 0.8, 0.9, 1.0])
+    (tmp_path / "reach/seed_1/step2/habc_ir/rounds").mkdir(parents=True)  # started, no round yet
+    table = results_table(tmp_path, spec)
+    # late_rounds 3: Step 1 rounds 1-3, (4+6+8) + (5+7+9) of 60 = 65%; Step 2 is capped at its
+    # own 2 rounds: rounds 4-5 of seed 0, 9 + 10 of 20 = 95%; seed 1 has not finished.
+    assert "(Step 1: rounds 1-3; Step 2: rounds 4-5)" in table
+    assert table.splitlines()[-1] == "| reach (2 demos) | 65%; 60/70 | 95%; 95, 1 of 2 seeds |"
+    with pytest.raises(ConfigError, match=">= 1"):
+        ExperimentSpec(name="t", tasks=(("reach", 2),), late_rounds=0)
 
 
 def test_weighted_actor_batches_apply_to_habc_methods_only(tmp_path):

@@ -70,6 +70,10 @@ class ExperimentSpec:
     imitate_failed_takeovers: bool = True
     """Whether dagger and the HABC methods imitate takeovers that failed to the end (see
     LearnerConfig); False needs ``actor_batches='weighted'``."""
+    late_rounds: int = 3
+    """The results also average each run's success over its last this-many rounds (at most
+    its step's own rounds): a view less sensitive to one checkpoint's luck. The targets are
+    checked on the final round."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
 
@@ -86,7 +90,7 @@ class ExperimentSpec:
         if self.step2_methods and "habc" not in self.step1_methods:
             raise ConfigError("Step 2 continues the Step-1 habc run: add habc to step1_methods")
         if min(self.step1_rounds, self.rollouts_per_round, self.steps_per_round,
-               self.eval_trials, self.sft_steps) < 1 or self.step2_rounds < 0:
+               self.eval_trials, self.sft_steps, self.late_rounds) < 1 or self.step2_rounds < 0:
             raise ConfigError("rounds, rollouts, steps and trials must be >= 1")
         if self.actor_batches not in ("shared", "weighted"):
             raise ConfigError("actor_batches must be 'shared' or 'weighted'")
@@ -344,19 +348,20 @@ def expert_job(spec: ExperimentSpec, out: Path, task: str) -> str:
     return f"{task}: scripted expert"
 
 
-def _finals(out: Path, spec: ExperimentSpec, task: str, step: int, method: str,
-            sft: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Final-round evals of the finished seeds of one run (and each seed's SFT eval)."""
+def _seed_rounds(out: Path, spec: ExperimentSpec, task: str, step: int, method: str,
+                 sft: dict[int, dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Per finished seed of one run, the evals of rounds 0 to final (records each SFT eval)."""
     rounds = spec.step1_rounds + (spec.step2_rounds if step == 2 else 0)
-    finals = []
+    per_seed = []
     for s in spec.seeds:
         run = _cell(out, task, s) / f"step{step}" / method
-        recs = load_rounds(run) if (run / "rounds").exists() else []
+        started = any((run / "rounds").glob("round_*.json"))
+        recs = load_rounds(run) if started else []
         if recs and step == 1:
             sft.setdefault(s, recs[0]["eval"])
         if len(recs) > rounds:
-            finals.append(recs[rounds]["eval"])
-    return finals
+            per_seed.append([rec["eval"] for rec in recs[:rounds + 1]])
+    return per_seed
 
 
 @dataclass(frozen=True)
@@ -368,6 +373,9 @@ class ResultTables:
     rows: list[list[str]]
     target_header: list[str]
     target_rows: list[list[str]]
+    late_caption: str
+    late_header: list[str]
+    late_rows: list[list[str]]
 
 
 def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
@@ -385,12 +393,21 @@ def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
                f"{EVAL_SEED_BASE + spec.eval_seed_offset}+), pooled over seeds "
                f"{list(spec.seeds)}; SFT = round 0; expert = the scripted expert on the same "
                "seeds. Mean success length in parentheses, then the per-seed rates.")
-    rows, target_rows = [], []
+    rows, target_rows, late_rows = [], [], []
+    late = {1: min(spec.late_rounds, spec.step1_rounds),
+            2: min(spec.late_rounds, max(spec.step2_rounds, 1))}
+    late_caption = (f"Success averaged over each run's last rounds (Step 1: rounds "
+                    f"{spec.step1_rounds - late[1] + 1}-{spec.step1_rounds}; Step 2: rounds "
+                    f"{spec.step1_rounds + spec.step2_rounds - late[2] + 1}-"
+                    f"{spec.step1_rounds + spec.step2_rounds}), pooled over seeds, then the "
+                    "per-seed averages. No interval: a run's rounds are evaluated on the same "
+                    "seeds and are not independent. The targets use the final round.")
     for task, demos in spec.tasks:
         sft: dict[int, dict[str, Any]] = {}
-        finals = {(step, m): _finals(out, spec, task, step, m, sft)
-                  for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods))
-                  for m in methods}
+        per_seed = {(step, m): _seed_rounds(out, spec, task, step, m, sft)
+                    for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods))
+                    for m in methods}
+        finals = {key: [evals[-1] for evals in seeds] for key, seeds in per_seed.items()}
         expert_path = out / get_task(task).name / EXPERT_FILE
         expert = [json.loads(expert_path.read_text())] if expert_path.exists() else []
         rows.append([f"{task} ({demos} demos)", _pooled(expert, 1),
@@ -404,11 +421,15 @@ def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
                             *(_compare(habc, done.get(key)) for key in
                               ((0, "sft"), (1, "dagger"), (1, "recap"))),
                             _length_target(habc, done.get((1, "habc_v")))])
+        late_rows.append([f"{task} ({demos} demos)", *(
+            _late_cell(seeds, late[step], len(spec.seeds))
+            for (step, _), seeds in per_seed.items())])
     return ResultTables(
         caption=caption, header=["task", "expert", "SFT", *columns], rows=rows,
         target_header=["task", "HABC+IR >= min(90%, 95% of expert)", "HABC > SFT",
                        "HABC > DAgger", "HABC > Recap", "HABC length <= HABC-V"],
-        target_rows=target_rows)
+        target_rows=target_rows, late_caption=late_caption,
+        late_header=["task", *columns], late_rows=late_rows)
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -421,7 +442,9 @@ def results_table(out: Path, spec: ExperimentSpec) -> str:
     tables = result_tables(out, spec)
     return "\n".join([tables.caption, "", *_markdown(tables.header, tables.rows), "",
                       "Targets (pooled rates; a target needs every seed of its runs finished):",
-                      "", *_markdown(tables.target_header, tables.target_rows)]) + "\n"
+                      "", *_markdown(tables.target_header, tables.target_rows), "",
+                      tables.late_caption, "",
+                      *_markdown(tables.late_header, tables.late_rows)]) + "\n"
 
 
 def _pool(evals: list[dict[str, Any]]) -> tuple[int, int, float | None]:
@@ -443,6 +466,18 @@ def _pooled(evals: list[dict[str, Any]], n_seeds: int) -> str:
         if n_seeds > 1 else ""
     done = "" if len(evals) == n_seeds else f", {len(evals)} of {n_seeds} seeds"
     return f"{k / n:.0%} [{100 * low:.0f}, {100 * high:.0f}]{length_text}{per_seed}{done}"
+
+
+def _late_cell(per_seed: list[list[dict[str, Any]]], late: int, n_seeds: int) -> str:
+    """Success pooled over the last ``late`` rounds of every finished seed; per-seed means."""
+    if not per_seed:
+        return "-"
+    pooled = [_pool(evals[-late:])[:2] for evals in per_seed]
+    k, n = sum(k for k, _ in pooled), sum(n for _, n in pooled)
+    per = "; " + "/".join(f"{100 * k_s / n_s:.0f}" for k_s, n_s in pooled) \
+        if n_seeds > 1 else ""
+    done = "" if len(per_seed) == n_seeds else f", {len(per_seed)} of {n_seeds} seeds"
+    return f"{k / n:.0%}{per}{done}"
 
 
 def _verdict(met: bool) -> str:

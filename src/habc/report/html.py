@@ -93,7 +93,9 @@ def _experiment_tables(out: Path, spec_json: dict[str, Any]) -> str:
     return (f"<h2>Results</h2><p>{html.escape(tables.caption)}</p>"
             + _table(tables.header, cells(tables.rows))
             + "<h3>Targets</h3><p>Pooled rates; a target is checked once every seed of its runs "
-              "has finished.</p>" + _table(tables.target_header, cells(tables.target_rows)))
+              "has finished.</p>" + _table(tables.target_header, cells(tables.target_rows))
+            + f"<h3>Last rounds</h3><p>{html.escape(tables.late_caption)}</p>"
+            + _table(tables.late_header, cells(tables.late_rows)))
 
 
 def _pct(ev: dict[str, Any]) -> str:
