@@ -115,6 +115,22 @@ def test_critic_learns_viability_ordering(data):
         v[torch.from_numpy(auto & ~labels.episode_success)].mean()
 
 
+def test_critic_logs_the_efficiency_heads_error_against_true_steps_to_success(data):
+    learner = OnlineLearner(policy(data), HabcRule(), CONFIG, t_max=20, method="habc")
+    labels = data.labels
+    anchors = np.flatnonzero(labels.succ_target_valid)[:6]
+    s_t = torch.from_numpy(data.arrays.state[anchors])
+    with torch.no_grad():
+        _, e = learner.critic(s_t)  # before the step's update
+    steps_to_go = labels.steps_to_end[anchors] + 1  # T_succ - t + 1
+    stats = learner._critic_step(data, anchors, s_t)
+    assert stats["critic/e_abs_error"] == pytest.approx(
+        float(np.abs(e.numpy() - steps_to_go).mean()), rel=1e-5)
+    no_success = np.flatnonzero(~labels.succ_target_valid)[:6]
+    assert "critic/e_abs_error" not in learner._critic_step(
+        data, no_success, torch.from_numpy(data.arrays.state[no_success]))
+
+
 @pytest.mark.parametrize("k", [1, 3])
 def test_batched_advantages_agree_with_plain_loop(data, k):
     """A_v and A_e of the learner vs a per-frame loop over SPEC §4 (terminal handling incl.)."""

@@ -300,6 +300,9 @@ class OnlineLearner:
             y = outcome[labelled].float()
             stats["critic/brier"] = float(((p - y) ** 2).mean())
             stats["critic/ece"] = expected_calibration_error(p, y)
+        if succ_valid.any():  # calibration of e: |e(o_t) - true steps to success| (MC target)
+            stats["critic/e_abs_error"] = float(CL.masked_mean(
+                (e_t.detach() - CL.efficiency_mc_target(steps_to_end)).abs(), succ_valid))
         return stats
 
     def _habc_signals(self, data: TrainingData, anchors: npt.NDArray[np.int64], s_t: Tensor,
