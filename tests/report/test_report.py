@@ -50,5 +50,16 @@ def test_report_renders_in_chromium_and_broken_page_fails(online_run, tmp_path):
     assert missing >= 1 and loaded >= 1
 
 
+def test_report_marks_runs_that_are_still_running(online_run, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(online_run / "step1", partial / "step1")
+    (partial / "step1/habc/rounds/round_001.json").unlink()  # planned 1 round, none written yet
+    (run,) = find_runs(partial)
+    assert run.running and run.planned_rounds == 1 and not find_runs(online_run)[0].running
+    assert main(["report", str(partial), "--no-animations"]) == 0
+    page = (partial / "report/index.html").read_text()
+    assert "1 of 1 runs are still running" in page and "<td>0 of 1</td>" in page
+
+
 def test_report_of_nothing_is_a_clear_error(tmp_path):
     assert main(["report", str(tmp_path)]) == 2

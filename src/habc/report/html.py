@@ -57,6 +57,13 @@ class RunInfo:
     label: str
     seed: int
     rounds: list[dict[str, Any]]
+    planned_rounds: int
+    """Rounds the run was configured for; fewer in ``rounds`` while it is still running."""
+
+    @property
+    def running(self) -> bool:
+        """Whether the run has not written its last planned round yet."""
+        return len(self.rounds) - 1 < self.planned_rounds
 
 
 def find_runs(root: Path) -> list[RunInfo]:
@@ -70,7 +77,8 @@ def find_runs(root: Path) -> list[RunInfo]:
         if label == "habc" and path.parent.name == "step2":
             label = "habc_cont"
         runs.append(RunInfo(path=path, task=rounds[0]["task"], label=label,
-                            seed=int(config.get("seed", 0)), rounds=rounds))
+                            seed=int(config.get("seed", 0)), rounds=rounds,
+                            planned_rounds=int(config.get("rounds", len(rounds) - 1))))
     if not runs:
         raise HabcError(f"no online runs (rounds/round_000.json) below {root}")
     return runs
@@ -140,7 +148,8 @@ def build_report(config: ReportConfig) -> Path:
         effort[run.task][run.label] = (prev[0] + steps, max(prev[1],
                                                             last["eval"]["success_rate"]))
         msl = last["eval"]["mean_success_length"]
-        rows.append([run.task, run.label, str(run.seed), str(len(online)),
+        done = f"{len(online)} of {run.planned_rounds}" if run.running else str(len(online))
+        rows.append([run.task, run.label, str(run.seed), done,
                      _pct(run.rounds[0]["eval"]), _pct(last["eval"]),
                      f"{msl:.1f}" if msl else "-", str(steps),
                      str(sum(r["rollouts"]["n"] for r in online))])
@@ -162,12 +171,17 @@ def build_report(config: ReportConfig) -> Path:
     expert_note = ("<p>Dashed lines: the scripted expert on the same evaluation seeds ("
                    + ", ".join(f"{t} {r:.0%}" for t, r in expert.items()) + ").</p>"
                    if expert else "")
+    running = sum(r.running for r in runs)
+    running_note = (f"<p>{running} of {len(runs)} runs are still running (rounds column: done "
+                    "of planned); their bars, rows and effort use their latest round.</p>"
+                    if running else "")
     spec_path = Path(config.run_dir) / "spec.json"
     if spec_path.exists():  # an experiment directory: its results and target tables first
         sections.append(_experiment_tables(Path(config.run_dir),
                                            json.loads(spec_path.read_text())))
     sections.append("<h2>Success rate and mean success length (Fig. 3)</h2>"
-                    f"<img src='{bars.name}' alt='success bars'>{expert_note}" + _table(
+                    f"<img src='{bars.name}' alt='success bars'>{expert_note}{running_note}"
+                    + _table(
                         ["task", "method", "seed", "rounds", "SFT (round 0)", "final",
                          "mean success length", "operator steps", "rollouts"], rows))
     sections.append(f"<h2>Success vs round</h2><img src='{curve_png.name}' alt='curves'>")
