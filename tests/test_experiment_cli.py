@@ -68,6 +68,12 @@ def test_presets_and_bad_specs(tmp_path):
     assert {"benchmark", "benchmark-3k", "smoke"} <= set(preset_names())
     for name in preset_names():  # every shipped preset parses into a valid spec
         assert ExperimentConfig(preset=name).spec().name == name
+    mc = ExperimentConfig(preset="benchmark-3k-mc").spec()  # a nested critic key reaches runs
+    config = _online_config(mc, tmp_path, "habc", tmp_path / "habc", 3, 0)
+    assert config.learner.critic.efficiency_target == "mc"
+    base = ExperimentConfig(preset="benchmark-3k").spec()
+    assert {k: v for k, v in mc.__dict__.items() if k not in ("name", "description", "critic")} \
+        == {k: v for k, v in base.__dict__.items() if k not in ("name", "description", "critic")}
     assert main(["experiment", "--preset", "nope"]) == 2
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]],
