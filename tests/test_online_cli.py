@@ -72,6 +72,13 @@ def test_more_rounds_continue_without_duplicating(sft_checkpoint, tmp_path):
     assert set(arrays.policy_version[frame_seed < 10_003].tolist()) <= {-1, 0}
     r2 = json.loads((tmp_path / "rounds/round_002.json").read_text())
     assert r2["learner_step"] == 16
+    # A stop after round 2's training but before its record: the rewritten record keeps the
+    # round's training statistics (the learner does not train the round again).
+    (tmp_path / "rounds/round_002.json").unlink()
+    assert main([*args, "--rounds", "2"]) == 0
+    again = json.loads((tmp_path / "rounds/round_002.json").read_text())
+    assert again["train"] == r2["train"] and "actor/loss" in again["train"]
+    assert again["learner_step"] == 16
 
 
 def test_killed_run_resumes_to_the_same_end_state(sft_checkpoint, tmp_path):

@@ -288,6 +288,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
 
             start = time.perf_counter()
             train_stats: dict[str, float] = {}
+            stats_path = run_dir / "learner" / f"train_stats_{r:03d}.json"
             if learner.round < r:
                 learner.ir_enabled = config.method == "habc_ir" and r > config.initial_rounds
                 stores = [*demos, rollouts_dir] if store.num_episodes else list(demos)
@@ -300,8 +301,12 @@ def run_online(config: OnlineConfig, console: Console | None = None,
                                         config.learner.imitate_failed_takeovers))
                 train_stats = _train_round(learner, data, r, config, writer, latest, progress,
                                            task.name)
+                stats_path.parent.mkdir(parents=True, exist_ok=True)
+                stats_path.write_text(json.dumps(train_stats, indent=2))
                 learner.round = r
                 learner.save(latest, policy_version=r, task=task.name, round=r)
+            elif stats_path.exists():  # trained before a stop that came ahead of the record
+                train_stats = json.loads(stats_path.read_text())
             if not _policy_dir(run_dir, r).exists():
                 learner.policy.save(_policy_dir(run_dir, r), **(learner.policy.meta | {
                     "policy_version": r, "task": task.name, "round": r,
