@@ -462,10 +462,15 @@ def _pooled(evals: list[dict[str, Any]], n_seeds: int) -> str:
     k, n, length = _pool(evals)
     low, high = wilson_interval(k, n)
     length_text = f" ({length:.0f})" if length is not None else ""
-    per_seed = "; " + "/".join(f"{100 * e['success_rate']:.0f}" for e in evals) \
-        if n_seeds > 1 else ""
-    done = "" if len(evals) == n_seeds else f", {len(evals)} of {n_seeds} seeds"
-    return f"{k / n:.0%} [{100 * low:.0f}, {100 * high:.0f}]{length_text}{per_seed}{done}"
+    seeds = _seeds_text([e["success_rate"] for e in evals], n_seeds)
+    return f"{k / n:.0%} [{100 * low:.0f}, {100 * high:.0f}]{length_text}{seeds}"
+
+
+def _seeds_text(rates: list[float], n_seeds: int) -> str:
+    """'; a/b/c' per-seed rates (when several seeds), then how many seeds finished if not all."""
+    per_seed = "; " + "/".join(f"{100 * r:.0f}" for r in rates) if n_seeds > 1 else ""
+    done = "" if len(rates) == n_seeds else f", {len(rates)} of {n_seeds} seeds"
+    return per_seed + done
 
 
 def _late_cell(per_seed: list[list[dict[str, Any]]], late: int, n_seeds: int) -> str:
@@ -474,10 +479,7 @@ def _late_cell(per_seed: list[list[dict[str, Any]]], late: int, n_seeds: int) ->
         return "-"
     pooled = [_pool(evals[-late:])[:2] for evals in per_seed]
     k, n = sum(k for k, _ in pooled), sum(n for _, n in pooled)
-    per = "; " + "/".join(f"{100 * k_s / n_s:.0f}" for k_s, n_s in pooled) \
-        if n_seeds > 1 else ""
-    done = "" if len(per_seed) == n_seeds else f", {len(per_seed)} of {n_seeds} seeds"
-    return f"{k / n:.0%}{per}{done}"
+    return f"{k / n:.0%}{_seeds_text([k_s / n_s for k_s, n_s in pooled], n_seeds)}"
 
 
 def _verdict(met: bool) -> str:
