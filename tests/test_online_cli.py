@@ -34,6 +34,20 @@ def sft_checkpoint(tmp_path_factory) -> Path:
     return root / "run/checkpoints/last"
 
 
+def test_round_scores_the_critic_on_held_out_rollouts(sft_checkpoint, tmp_path):
+    """Without takeovers every rollout is outcome-labelled; every 2nd one is held out."""
+    run = tmp_path / "habc"
+    assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
+                 "--method", "habc", "--rounds", "1", *TINY_ONLINE,
+                 "--learner.validation-every", "2", "--operator.help-prob", "0"]) == 0
+    train = json.loads((run / "rounds/round_001.json").read_text())["train"]
+    arrays = EpisodeStore.open(run / "rollouts").read()
+    assert not arrays.controller.any()
+    lengths = arrays.episode_ends - arrays.episode_starts
+    assert train["critic/heldout_frames"] == lengths[1]  # the 2nd of 3 rollouts
+    assert 0.0 <= train["critic/heldout_brier"] <= 1.0 and "critic/heldout_ece" in train
+
+
 @pytest.mark.parametrize("method", [pytest.param("dagger", marks=pytest.mark.slow),
                                     pytest.param("recap", marks=pytest.mark.slow), "habc"])
 def test_online_round_writes_per_round_json(sft_checkpoint, tmp_path, method):

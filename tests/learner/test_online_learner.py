@@ -21,7 +21,7 @@ SMALL = PolicyConfig(chunk_horizon=5, exec_horizon=2, hidden_dim=32, num_blocks=
                      time_embed_dim=8, num_inference_steps=2)
 CONFIG = LearnerConfig(batch_size=32, critic=CriticConfig(hidden_dim=16, num_blocks=1,
                                                           value_bins=11),
-                       recap_validation_every=2, recap_threshold_every=2)
+                       validation_every=2, recap_threshold_every=2)
 
 
 @pytest.fixture
@@ -209,3 +209,42 @@ def test_failed_takeovers_can_be_left_out_of_the_actor_pools(tmp_path, rng):
     OnlineLearner(policy(kept), RULES["dagger"], cfg, t_max=20, method="dagger")
     with pytest.raises(ConfigError, match="imitate_failed_takeovers"):
         OnlineLearner(policy(kept), HabcRule(), cfg, t_max=20, method="habc")
+
+
+def test_held_out_episodes_do_not_train_the_critic(data):
+    learner = OnlineLearner(policy(data), HabcRule(), CONFIG, t_max=20, method="habc")
+    labelled = data.labels.outcome_label != -1
+    held = np.flatnonzero(data.validation & labelled)[:8]
+    assert len(held) > 0
+    before = [p.detach().clone() for p in learner.critic.parameters()]
+    stats = learner._critic_step(data, held, torch.from_numpy(data.arrays.state[held]))
+    assert stats["critic/loss_v"] == 0.0 and stats["critic/labelled_fraction"] == 0.0
+    assert "critic/brier" not in stats and "critic/e_abs_error" not in stats
+    # no loss, no gradient: AdamW's weight decay is the only change
+    decay = 1 - learner.critic_opt.param_groups[0]["lr"] * CONFIG.weight_decay
+    for p, q in zip(before, learner.critic.parameters(), strict=True):
+        torch.testing.assert_close(q, p * decay)
+
+
+def test_critic_heldout_scores_the_held_out_frames(data):
+    learner = OnlineLearner(policy(data), HabcRule(), CONFIG, t_max=20, method="habc")
+    labels = data.labels
+    labelled = labels.outcome_label != -1
+    held = data.validation & labelled
+    with torch.no_grad():
+        v, e = learner.critic(torch.from_numpy(data.arrays.state[held]))
+    p = torch.sigmoid(v).numpy()
+    y = labels.outcome_label[held].astype(np.float64)
+    base = labels.outcome_label[labelled & ~data.validation].mean()
+    stats = learner.critic_heldout(data)
+    assert stats["critic/heldout_frames"] == held.sum()
+    assert stats["critic/heldout_brier"] == pytest.approx(np.mean((p - y) ** 2), rel=1e-5)
+    assert stats["critic/heldout_brier_skill"] == pytest.approx(
+        1 - np.mean((p - y) ** 2) / np.mean((base - y) ** 2), rel=1e-5)
+    succ = labels.succ_target_valid[held]
+    assert succ.any()
+    truth = labels.steps_to_end[held] + 1
+    assert stats["critic/heldout_e_abs_error"] == pytest.approx(
+        np.abs(e.numpy() - truth)[succ].mean(), rel=1e-5)
+    no_holdout = dataclasses.replace(data, validation=np.zeros_like(data.validation))
+    assert learner.critic_heldout(no_holdout) == {}

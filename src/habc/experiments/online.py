@@ -296,7 +296,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
                                     k=config.learner.advantage_horizon,
                                     naive=learner.rule.naive_credit,
                                     critic_use_demos=config.learner.critic.critic_use_demos,
-                                    validation_every=config.learner.recap_validation_every,
+                                    validation_every=config.learner.validation_every,
                                     imitate_failed_takeovers=(
                                         config.learner.imitate_failed_takeovers))
                 train_stats = _train_round(learner, data, r, config, writer, latest, progress,
@@ -374,5 +374,10 @@ def _train_round(learner: OnlineLearner, data: TrainingData, r: int, config: Onl
     learner.policy.eval()
     out = {k: sums[k] / counts[k] for k in sums}
     out["skipped_batches"] = sums.get("skipped_batch", 0.0)
+    if learner.critic is not None:
+        heldout = learner.critic_heldout(data)
+        for key, value in heldout.items():
+            writer.add_scalar(key, value, learner.step)
+        out |= heldout
     return out
 

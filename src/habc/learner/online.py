@@ -30,6 +30,7 @@ from habc.credit.labels import (
     failed_takeover_frames,
     intervention_windows,
 )
+from habc.critic import calibration as cal
 from habc.critic import losses as CL
 from habc.critic.config import CriticConfig
 from habc.critic.networks import DistributionalValue, DualHeadCritic
@@ -82,8 +83,10 @@ class LearnerConfig:
     rules with zero weight on failed rollouts): the critic keeps that batch, and the actor
     draws its own batch only from frames whose credit label can carry weight (demos, human steps,
     steps of successful rollouts), so no actor sample is spent on a label-zero frame."""
-    recap_validation_every: int = 10
-    """Every n-th rollout episode is held out to pick recap's threshold."""
+    validation_every: int = 10
+    """Every n-th rollout episode is held out from critic training (choice; the actor still
+    imitates it): recap picks its threshold on these episodes, and the dual-head critic's
+    calibration is measured on them after each round (``critic/heldout_*``)."""
     recap_threshold_every: int = 100
     """Recompute recap's threshold every this many updates."""
     critic: CriticConfig = field(default_factory=CriticConfig)
@@ -96,8 +99,8 @@ class LearnerConfig:
             raise ConfigError("demo_fraction and dagger_human_fraction must lie in [0, 1]")
         if self.actor_lr <= 0 or self.grad_clip <= 0 or self.weight_decay < 0:
             raise ConfigError("actor_lr, grad_clip > 0 and weight_decay >= 0")
-        if self.recap_validation_every < 2 or self.recap_threshold_every < 1:
-            raise ConfigError("recap_validation_every >= 2 and recap_threshold_every >= 1")
+        if self.validation_every < 2 or self.recap_threshold_every < 1:
+            raise ConfigError("validation_every >= 2 and recap_threshold_every >= 1")
 
 
 @dataclass(frozen=True)
@@ -274,8 +277,9 @@ class OnlineLearner:
         assert self.critic is not None and self.target is not None and self.critic_opt
         cc, labels = self.config.critic, data.labels
         outcome = torch.from_numpy(labels.outcome_label[anchors].astype(np.int64))
-        labelled = outcome != NO_LABEL
-        succ_valid = torch.from_numpy(labels.succ_target_valid[anchors])
+        trained = torch.from_numpy(~data.validation[anchors])  # held-out episodes: no loss
+        labelled = (outcome != NO_LABEL) & trained
+        succ_valid = torch.from_numpy(labels.succ_target_valid[anchors]) & trained
         steps_to_end = torch.from_numpy(labels.steps_to_end[anchors])
         v_t, e_t = self.critic(s_t)
         if cc.efficiency_target == "td":
@@ -299,10 +303,43 @@ class OnlineLearner:
             p = torch.sigmoid(v_t.detach()[labelled])
             y = outcome[labelled].float()
             stats["critic/brier"] = float(((p - y) ** 2).mean())
-            stats["critic/ece"] = expected_calibration_error(p, y)
+            stats["critic/ece"] = cal.expected_calibration_error(p, y)
         if succ_valid.any():  # calibration of e: |e(o_t) - true steps to success| (MC target)
             stats["critic/e_abs_error"] = float(CL.masked_mean(
                 (e_t.detach() - CL.efficiency_mc_target(steps_to_end)).abs(), succ_valid))
+        return stats
+
+    def critic_heldout(self, data: TrainingData) -> dict[str, float]:
+        """The dual-head critic on the held-out episodes' frames (none of them trained it).
+
+        Brier score, its skill over the training labels' success rate (left out when
+        undefined), and ECE of the viability head on the outcome-labelled held-out frames; the
+        efficiency head's mean error against the true steps to success on the held-out
+        successful frames. A training Brier far below the held-out one means the critic
+        memorised its episodes. Empty without held-out labels.
+        """
+        assert self.critic is not None
+        labels = data.labels
+        labelled = labels.outcome_label != NO_LABEL
+        held = np.flatnonzero(labelled & data.validation)
+        train = labelled & ~data.validation
+        if len(held) == 0 or not train.any():
+            return {}
+        with torch.no_grad():
+            v, e = self.critic(torch.from_numpy(data.arrays.state[held]))
+        p = torch.sigmoid(v)
+        y = torch.from_numpy(labels.outcome_label[held].astype(np.float32))
+        base_rate = float(labels.outcome_label[train].mean())
+        stats = {"critic/heldout_frames": float(len(held)),
+                 "critic/heldout_brier": cal.brier_score(p, y),
+                 "critic/heldout_ece": cal.expected_calibration_error(p, y)}
+        skill = cal.brier_skill_score(p, y, base_rate)
+        if np.isfinite(skill):  # NaN when every label equals the base rate
+            stats["critic/heldout_brier_skill"] = skill
+        succ = torch.from_numpy(labels.succ_target_valid[held])
+        if succ.any():
+            truth = CL.efficiency_mc_target(torch.from_numpy(labels.steps_to_end[held]))
+            stats["critic/heldout_e_abs_error"] = float((e - truth).abs()[succ].mean())
         return stats
 
     def _habc_signals(self, data: TrainingData, anchors: npt.NDArray[np.int64], s_t: Tensor,
@@ -417,14 +454,3 @@ class OnlineLearner:
         self.scale_v.load(state["scale_v"])
         self.scale_e.load(state["scale_e"])
         self.recap_threshold = float(state["recap_threshold"])
-
-
-def expected_calibration_error(p: Tensor, y: Tensor, bins: int = 10) -> float:
-    """ECE of probabilities p (B,) against binary labels y (B,) over equal-width bins."""
-    index = (p * bins).long().clamp(max=bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = index == b
-        if mask.any():
-            total += float(mask.float().mean()) * abs(float(p[mask].mean() - y[mask].mean()))
-    return total

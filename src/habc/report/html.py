@@ -154,10 +154,10 @@ def build_report(config: ReportConfig) -> Path:
                      f"{msl:.1f}" if msl else "-", str(steps),
                      str(sum(r["rollouts"]["n"] for r in online))])
         train = last.get("train", {})
-        fmt = {k: (f"{train[k]:.2f}" if k in train else "-") for k in (
+        fmt = {k: (f"{train[k]:.{3 if 'brier' in k else 2}f}" if k in train else "-") for k in (
             "w_tilde_success_autonomous", "w_tilde_human_windows", "zero_weight_fraction",
             "w_ess_fraction", "recap_pass_per_100", "critic/brier", "critic/ece",
-            "critic/e_abs_error")}
+            "critic/heldout_brier", "critic/heldout_brier_skill", "critic/e_abs_error")}
         weight_rows.append([run.task, run.label, str(run.seed), *fmt.values()])
 
     expert = {}
@@ -223,12 +223,16 @@ def build_report(config: ReportConfig) -> Path:
                     "transitions and on human windows, fraction of zero weights, the effective "
                     "sample size of the normalised weights as a fraction of the batch's valid "
                     "samples (1: every sample counts the same, as in plain BC), recap's pass "
-                    "rate per 100 rollout samples, viability calibration (Brier, ECE) and the "
+                    "rate per 100 rollout samples, viability calibration (Brier, ECE) on the "
+                    "training batches and, after the round, Brier and Brier skill on held-out "
+                    "episodes the critic never trained on (skill 0: no better than predicting "
+                    "the training success rate everywhere; a training Brier far below the "
+                    "held-out one means the critic memorised its episodes), and the "
                     "efficiency head's mean error |e(o) - true steps to success| on successful "
                     "frames, in steps.</p>" + _table(
                         ["task", "method", "seed", "w~ success autonomous", "w~ human windows",
                          "zero-weight fraction", "ESS / n", "recap pass / 100", "Brier", "ECE",
-                         "|e - steps to success|"],
+                         "held-out Brier", "held-out skill", "|e - steps to success|"],
                         weight_rows))
     sections.append("<h2>Operator effort</h2><p>Operator (human) steps used over all rounds vs "
                     f"the final success rate.</p><img src='{effort_png.name}' alt='effort'>")
