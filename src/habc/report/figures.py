@@ -23,8 +23,9 @@ def _order(methods: list[str]) -> list[str]:
     return known + sorted(m for m in methods if m not in known)
 
 
-def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig: Any, path: Path, bottom: float = 0.0) -> Path:
+    """Lay out (leaving ``bottom`` of the height free for a figure legend), write, close."""
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -65,8 +66,9 @@ def success_bars(final: dict[str, dict[str, list[dict[str, Any]]]], path: Path,
         axes[0].hlines(rate, j - 0.42, j + 0.42, colors="k", linestyles="--",
                        label="scripted expert" if i == 0 else None)
     axes[0].set_ylim(0, 1.05)
-    axes[0].legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    handles, labels = axes[0].get_legend_handles_labels()  # below the axes: no bar hidden
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    return _save(fig, path, bottom=0.08)
 
 
 def success_curves(curves: dict[str, dict[str, list[list[float]]]], path: Path) -> Path:
