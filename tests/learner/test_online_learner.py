@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from habc.credit.labels import FrameKind
+from habc.credit.labels import NO_LABEL, FrameKind
 from habc.critic.config import CriticConfig
 from habc.episodes.episode import EpisodeSource
 from habc.episodes.store import EpisodeStore
@@ -213,7 +213,7 @@ def test_failed_takeovers_can_be_left_out_of_the_actor_pools(tmp_path, rng):
 
 def test_held_out_episodes_do_not_train_the_critic(data):
     learner = OnlineLearner(policy(data), HabcRule(), CONFIG, t_max=20, method="habc")
-    labelled = data.labels.outcome_label != -1
+    labelled = data.labels.outcome_label != NO_LABEL
     held = np.flatnonzero(data.validation & labelled)[:8]
     assert len(held) > 0
     before = [p.detach().clone() for p in learner.critic.parameters()]
@@ -229,7 +229,7 @@ def test_held_out_episodes_do_not_train_the_critic(data):
 def test_critic_heldout_scores_the_held_out_frames(data):
     learner = OnlineLearner(policy(data), HabcRule(), CONFIG, t_max=20, method="habc")
     labels = data.labels
-    labelled = labels.outcome_label != -1
+    labelled = labels.outcome_label != NO_LABEL
     held = data.validation & labelled
     with torch.no_grad():
         v, e = learner.critic(torch.from_numpy(data.arrays.state[held]))

@@ -302,7 +302,7 @@ class OnlineLearner:
         if labelled.any():
             p = torch.sigmoid(v_t.detach()[labelled])
             y = outcome[labelled].float()
-            stats["critic/brier"] = float(((p - y) ** 2).mean())
+            stats["critic/brier"] = cal.brier_score(p, y)
             stats["critic/ece"] = cal.expected_calibration_error(p, y)
         if succ_valid.any():  # calibration of e: |e(o_t) - true steps to success| (MC target)
             stats["critic/e_abs_error"] = float(CL.masked_mean(
