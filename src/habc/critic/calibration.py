@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from habc.critic import losses as CL
+
 
 def brier_score(p: Tensor, y: Tensor) -> float:
     """``mean((p - y)^2)``: 0 is perfect, 0.25 is a constant 0.5."""
@@ -34,3 +36,11 @@ def expected_calibration_error(p: Tensor, y: Tensor, bins: int = 10) -> float:
         if mask.any():
             total += float(mask.float().mean()) * abs(float(p[mask].mean() - y[mask].mean()))
     return total
+
+
+def steps_to_success_error(e: Tensor, steps_to_end: Tensor, successful: Tensor) -> float:
+    """Mean ``|e(o_t) - (T_succ - t + 1)|`` over the ``successful`` (B,) frames, in steps.
+
+    ``e`` (B,) is the efficiency head's output, ``steps_to_end`` (B,) is ``T_succ - t``.
+    """
+    return float(CL.masked_mean((e - CL.efficiency_mc_target(steps_to_end)).abs(), successful))

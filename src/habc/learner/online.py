@@ -304,9 +304,9 @@ class OnlineLearner:
             y = outcome[labelled].float()
             stats["critic/brier"] = cal.brier_score(p, y)
             stats["critic/ece"] = cal.expected_calibration_error(p, y)
-        if succ_valid.any():  # calibration of e: |e(o_t) - true steps to success| (MC target)
-            stats["critic/e_abs_error"] = float(CL.masked_mean(
-                (e_t.detach() - CL.efficiency_mc_target(steps_to_end)).abs(), succ_valid))
+        if succ_valid.any():  # calibration of e against the true steps to success
+            stats["critic/e_abs_error"] = cal.steps_to_success_error(e_t.detach(), steps_to_end,
+                                                                     succ_valid)
         return stats
 
     def critic_heldout(self, data: TrainingData) -> dict[str, float]:
@@ -338,8 +338,8 @@ class OnlineLearner:
             stats["critic/heldout_brier_skill"] = skill
         succ = torch.from_numpy(labels.succ_target_valid[held])
         if succ.any():
-            truth = CL.efficiency_mc_target(torch.from_numpy(labels.steps_to_end[held]))
-            stats["critic/heldout_e_abs_error"] = float((e - truth).abs()[succ].mean())
+            stats["critic/heldout_e_abs_error"] = cal.steps_to_success_error(
+                e, torch.from_numpy(labels.steps_to_end[held]), succ)
         return stats
 
     def _habc_signals(self, data: TrainingData, anchors: npt.NDArray[np.int64], s_t: Tensor,
