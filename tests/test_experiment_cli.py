@@ -182,6 +182,17 @@ def test_weighted_actor_batches_apply_to_habc_methods_only(tmp_path):
         assert config.learner.actor_batches == expected, method
 
 
+def test_critic_steps_per_round_apply_to_the_dual_head_methods_only(tmp_path):
+    spec = ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]],
+                                     "critic_steps_per_round": 500})
+    for method, expected in (("dagger", None), ("recap", None), ("habc_v", 500),
+                             ("habc", 500), ("habc_ir", 500)):
+        config = _online_config(spec, tmp_path, method, tmp_path / method, 3, 0)
+        assert config.learner.critic_steps_per_round == expected, method
+    with pytest.raises(ConfigError, match="critic_steps_per_round"):
+        ExperimentSpec(name="t", tasks=(("reach", 2),), critic_steps_per_round=0)
+
+
 def test_failed_takeovers_are_left_out_for_the_imitating_methods_only(tmp_path):
     spec = ExperimentSpec(name="t", tasks=(("reach", 2),), actor_batches="weighted",
                           imitate_failed_takeovers=False)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 from habc.cli import main
 from habc.episodes.store import EpisodeStore
@@ -46,6 +47,17 @@ def test_round_scores_the_critic_on_held_out_rollouts(sft_checkpoint, tmp_path):
     lengths = arrays.episode_ends - arrays.episode_starts
     assert train["critic/heldout_frames"] == lengths[1]  # the 2nd of 3 rollouts
     assert 0.0 <= train["critic/heldout_brier"] <= 1.0 and "critic/heldout_ece" in train
+
+
+def test_critic_trains_only_its_steps_of_each_round(sft_checkpoint, tmp_path):
+    """8 learner steps per round, 3 of them for the critic: 6 critic updates in 2 rounds."""
+    run = tmp_path / "habc"
+    assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
+                 "--method", "habc", "--rounds", "2", *TINY_ONLINE,
+                 "--learner.critic-steps-per-round", "3"]) == 0
+    optim = load_file(str(run / "learner/latest/optimizers.safetensors"))
+    assert optim["actor.0.step"].item() == 16
+    assert optim["critic.0.step"].item() == 6
 
 
 @pytest.mark.parametrize("method", [pytest.param("dagger", marks=pytest.mark.slow),

@@ -248,3 +248,31 @@ def test_critic_heldout_scores_the_held_out_frames(data):
         np.abs(e.numpy() - truth)[succ].mean(), rel=1e-5)
     no_holdout = dataclasses.replace(data, validation=np.zeros_like(data.validation))
     assert learner.critic_heldout(no_holdout) == {}
+
+
+@pytest.mark.parametrize("method", ["recap", "habc"])
+def test_a_held_critic_weights_the_actor_without_training(data, method):
+    rule = HabcRule(warmup_steps=1) if method == "habc" else RULES[method]
+    learner = OnlineLearner(policy(data), rule, CONFIG, t_max=20, method=method)
+    net = learner.critic if learner.critic is not None else learner.value
+    assert net is not None and learner.target is not None
+    rng, g = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    learner.update(data, rng, g)  # one trained step, so that held steps differ from fresh ones
+    critic = [p.detach().clone() for p in (*net.parameters(), *learner.target.parameters())]
+    actor = [p.detach().clone() for p in learner.policy.parameters()]
+    for _ in range(2):
+        stats = learner.update(data, rng, g, train_critic=False)
+    assert learner.step == 3 and "actor/loss" in stats
+    assert not any(key.startswith("critic/") for key in stats)
+    for before, after in zip(critic, (*net.parameters(), *learner.target.parameters()),
+                             strict=True):
+        assert torch.equal(before, after)
+    assert any(not torch.equal(a, b) for a, b in zip(actor, learner.policy.parameters(),
+                                                     strict=True))
+    if method == "habc":
+        assert stats["adv/gate_mean"] > 0  # the held critic still scores the batch
+
+
+def test_critic_steps_per_round_must_be_positive():
+    with pytest.raises(ConfigError, match="critic_steps_per_round"):
+        LearnerConfig(critic_steps_per_round=0)

@@ -70,6 +70,9 @@ class ExperimentSpec:
     imitate_failed_takeovers: bool = True
     """Whether dagger and the HABC methods imitate takeovers that failed to the end (see
     LearnerConfig); False needs ``actor_batches='weighted'``."""
+    critic_steps_per_round: int | None = None
+    """Learner steps per round in which the dual-head methods train their critic (see
+    LearnerConfig; None: every step). Recap's value critic always trains every step."""
     late_rounds: int = 3
     """The results also average each run's success over its last this-many rounds (at most
     its step's own rounds): a view less sensitive to one checkpoint's luck. The targets are
@@ -98,6 +101,8 @@ class ExperimentSpec:
             raise ConfigError("imitate_failed_takeovers=false needs actor_batches 'weighted'")
         if self.eval_seed_offset < 0:
             raise ConfigError("eval_seed_offset must be >= 0 (0: the reported block)")
+        if self.critic_steps_per_round is not None and self.critic_steps_per_round < 1:
+            raise ConfigError("critic_steps_per_round must be >= 1 (or null: every step)")
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> ExperimentSpec:
@@ -217,6 +222,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         num_threads=1, learner=LearnerConfig(
             batch_size=spec.batch_size, critic=spec.critic,
             actor_batches=spec.actor_batches if habc else "shared",
+            critic_steps_per_round=spec.critic_steps_per_round if habc else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers
             or not (habc or method == "dagger")),
         habc=HabcRule(warmup_steps=spec.warmup_steps))

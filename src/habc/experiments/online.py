@@ -346,6 +346,8 @@ def _train_round(learner: OnlineLearner, data: TrainingData, r: int, config: Onl
                  task: str) -> dict[str, float]:
     """Run learner steps up to ``r * steps_per_round``; return the round's mean statistics."""
     end = r * config.steps_per_round
+    critic_end = end if config.learner.critic_steps_per_round is None \
+        else (r - 1) * config.steps_per_round + config.learner.critic_steps_per_round
     rng = np.random.default_rng([config.seed, learner.step])
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + learner.step)
     sums: dict[str, float] = {}
@@ -356,7 +358,7 @@ def _train_round(learner: OnlineLearner, data: TrainingData, r: int, config: Onl
                             name=f"round {r} {config.method}", info="")
     learner.policy.train()
     while learner.step < end:
-        stats = learner.update(data, rng, generator)
+        stats = learner.update(data, rng, generator, train_critic=learner.step < critic_end)
         for key, value in stats.items():
             sums[key] = sums.get(key, 0.0) + value
             counts[key] = counts.get(key, 0) + 1

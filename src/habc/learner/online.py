@@ -89,6 +89,10 @@ class LearnerConfig:
     calibration is measured on them after each round (``critic/heldout_*``)."""
     recap_threshold_every: int = 100
     """Recompute recap's threshold every this many updates."""
+    critic_steps_per_round: int | None = None
+    """Train the critic (dual-head, or recap's value) only in the first n learner steps of each
+    round, then hold it fixed while the actor trains on (choice, against the critic memorising
+    its ~60 training episodes; docs/benchmarks.md). None: every step, as in the paper."""
     critic: CriticConfig = field(default_factory=CriticConfig)
     """Critic architecture and losses."""
 
@@ -101,6 +105,8 @@ class LearnerConfig:
             raise ConfigError("actor_lr, grad_clip > 0 and weight_decay >= 0")
         if self.validation_every < 2 or self.recap_threshold_every < 1:
             raise ConfigError("validation_every >= 2 and recap_threshold_every >= 1")
+        if self.critic_steps_per_round is not None and self.critic_steps_per_round < 1:
+            raise ConfigError("critic_steps_per_round must be >= 1 (or None: every step)")
 
 
 @dataclass(frozen=True)
@@ -218,14 +224,19 @@ class OnlineLearner:
         rollout = "rollout_imitable" if actor else "rollout"
         return {"demo": c.demo_fraction, rollout: 1.0 - c.demo_fraction}
 
-    def update(self, data: TrainingData, rng: np.random.Generator,
-               generator: torch.Generator) -> dict[str, float]:
-        """One learner step on a fresh batch; returns scalar statistics."""
+    def update(self, data: TrainingData, rng: np.random.Generator, generator: torch.Generator,
+               *, train_critic: bool = True) -> dict[str, float]:
+        """One learner step on a fresh batch; returns scalar statistics.
+
+        ``train_critic=False`` leaves the critic as it is and only uses it to weight the actor.
+        """
         anchors = sample_anchors(data.pools, self.shares(), self.config.batch_size, rng)
         arrays, labels = data.arrays, data.labels
         stats: dict[str, float] = {}
         if self.critic is not None:
-            stats |= self._critic_step(data, anchors, torch.from_numpy(arrays.state[anchors]))
+            if train_critic:
+                stats |= self._critic_step(data, anchors,
+                                           torch.from_numpy(arrays.state[anchors]))
             if self.config.actor_batches == "weighted":
                 anchors = sample_anchors(data.pools, self.shares(actor=True),
                                          self.config.batch_size, rng)
@@ -240,7 +251,8 @@ class OnlineLearner:
             inputs = WeightInputs(**{**inputs.__dict__,
                                      "habc": self._habc_signals(data, anchors, s_t, kind)})
         elif self.value is not None:
-            stats |= self._value_step(data, anchors, s_t)
+            if train_critic:
+                stats |= self._value_step(data, anchors, s_t)
             if self.step % self.config.recap_threshold_every == 0:
                 self._update_recap_threshold(data, rng)
             inputs = WeightInputs(**{**inputs.__dict__,
