@@ -46,6 +46,8 @@ def test_round_scores_the_critic_on_held_out_rollouts(sft_checkpoint, tmp_path):
     assert not arrays.controller.any()
     lengths = arrays.episode_ends - arrays.episode_starts
     assert train["critic/heldout_frames"] == lengths[1]  # the 2nd of 3 rollouts
+    assert train["critic/heldout_episodes"] == 1
+    assert train["critic/heldout_successes"] == arrays.success[1]
     assert 0.0 <= train["critic/heldout_brier"] <= 1.0 and "critic/heldout_ece" in train
 
 

@@ -238,6 +238,9 @@ def test_critic_heldout_scores_the_held_out_frames(data):
     base = labels.outcome_label[labelled & ~data.validation].mean()
     stats = learner.critic_heldout(data)
     assert stats["critic/heldout_frames"] == held.sum()
+    # fixture: rollouts i = 0..7 succeed when i % 3 == 0; every 2nd is held out (i = 1, 3, 5,
+    # 7), each with outcome-labelled frames after its takeover; of them only i = 3 succeeded
+    assert stats["critic/heldout_episodes"] == 4 and stats["critic/heldout_successes"] == 1
     assert stats["critic/heldout_brier"] == pytest.approx(np.mean((p - y) ** 2), rel=1e-5)
     assert stats["critic/heldout_brier_skill"] == pytest.approx(
         1 - np.mean((p - y) ** 2) / np.mean((base - y) ** 2), rel=1e-5)

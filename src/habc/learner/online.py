@@ -327,8 +327,10 @@ class OnlineLearner:
         Brier score, its skill over the training labels' success rate (left out when
         undefined), and ECE of the viability head on the outcome-labelled held-out frames; the
         efficiency head's mean error against the true steps to success on the held-out
-        successful frames. A training Brier far below the held-out one means the critic
-        memorised its episodes. Empty without held-out labels.
+        successful frames; and how many held-out episodes (and successes) these frames come
+        from, since a few episodes of one outcome make the scores noisy. A training Brier far
+        below the held-out one means the critic memorised its episodes. Empty without held-out
+        labels.
         """
         assert self.critic is not None
         labels = data.labels
@@ -342,7 +344,10 @@ class OnlineLearner:
         p = torch.sigmoid(v)
         y = torch.from_numpy(labels.outcome_label[held].astype(np.float32))
         base_rate = float(labels.outcome_label[train].mean())
+        episodes = np.unique(data.arrays.frame_episode[held])
         stats = {"critic/heldout_frames": float(len(held)),
+                 "critic/heldout_episodes": float(len(episodes)),
+                 "critic/heldout_successes": float(data.arrays.success[episodes].sum()),
                  "critic/heldout_brier": cal.brier_score(p, y),
                  "critic/heldout_ece": cal.expected_calibration_error(p, y)}
         skill = cal.brier_skill_score(p, y, base_rate)

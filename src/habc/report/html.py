@@ -158,7 +158,10 @@ def build_report(config: ReportConfig) -> Path:
             "w_tilde_success_autonomous", "w_tilde_human_windows", "zero_weight_fraction",
             "w_ess_fraction", "recap_pass_per_100", "critic/brier", "critic/ece",
             "critic/heldout_brier", "critic/heldout_brier_skill", "critic/e_abs_error")}
-        weight_rows.append([run.task, run.label, str(run.seed), *fmt.values()])
+        held = (f"{train['critic/heldout_episodes']:.0f} "
+                f"({train['critic/heldout_successes']:.0f})"
+                if "critic/heldout_episodes" in train else "-")
+        weight_rows.append([run.task, run.label, str(run.seed), *fmt.values(), held])
 
     expert = {}
     for path in sorted(Path(config.run_dir).glob("**/expert.json")):
@@ -229,10 +232,13 @@ def build_report(config: ReportConfig) -> Path:
                     "the training success rate everywhere; a training Brier far below the "
                     "held-out one means the critic memorised its episodes), and the "
                     "efficiency head's mean error |e(o) - true steps to success| on successful "
-                    "frames, in steps.</p>" + _table(
+                    "frames, in steps. The last column counts the held-out episodes behind the "
+                    "held-out scores (successes in parentheses): with a few episodes of one "
+                    "outcome they are noisy.</p>" + _table(
                         ["task", "method", "seed", "w~ success autonomous", "w~ human windows",
                          "zero-weight fraction", "ESS / n", "recap pass / 100", "Brier", "ECE",
-                         "held-out Brier", "held-out skill", "|e - steps to success|"],
+                         "held-out Brier", "held-out skill", "|e - steps to success|",
+                         "held-out episodes (successes)"],
                         weight_rows))
     sections.append("<h2>Operator effort</h2><p>Operator (human) steps used over all rounds vs "
                     f"the final success rate.</p><img src='{effort_png.name}' alt='effort'>")
