@@ -421,7 +421,7 @@ def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
                      *(_pooled(e, len(spec.seeds)) for e in finals.values())])
         done = {key: e for key, e in finals.items() if len(e) == len(spec.seeds)}
         if len(sft) == len(spec.seeds):
-            done[(0, "sft")] = list(sft.values())
+            done[(0, "sft")] = [sft[s] for s in spec.seeds]
         habc = done.get((1, "habc"))
         target_rows.append([task, _rate_target(done.get((2, "habc_ir")), expert),
                             *(_compare(habc, done.get(key)) for key in
@@ -447,7 +447,8 @@ def results_table(out: Path, spec: ExperimentSpec) -> str:
     """Markdown of ``result_tables``."""
     tables = result_tables(out, spec)
     return "\n".join([tables.caption, "", *_markdown(tables.header, tables.rows), "",
-                      "Targets (pooled rates; a target needs every seed of its runs finished):",
+                      "Targets (pooled rates, then HABC's gap to the other method on each "
+                      "seed in points; a target needs every seed of its runs finished):",
                       "", *_markdown(tables.target_header, tables.target_rows), "",
                       tables.late_caption, "",
                       *_markdown(tables.late_header, tables.late_rows)]) + "\n"
@@ -502,11 +503,17 @@ def _rate_target(evals: list[dict[str, Any]] | None, expert: list[dict[str, Any]
 
 
 def _compare(habc: list[dict[str, Any]] | None, other: list[dict[str, Any]] | None) -> str:
-    """HABC's pooled rate against another method's."""
+    """HABC's pooled rate against another method's, then the per-seed gaps in points.
+
+    Both lists hold one eval per seed, in the spec's seed order: a seed shares its SFT
+    checkpoint and evaluation layouts across methods, so its gap is a paired comparison.
+    """
     if habc is None or other is None:
         return "-"
     (k, n, _), (k_o, n_o, _) = _pool(habc), _pool(other)
-    return f"{k / n:.0%} vs {k_o / n_o:.0%}: {_verdict(k / n > k_o / n_o)}"
+    gaps = "/".join(f"{100 * (a['success_rate'] - b['success_rate']):+.0f}"
+                    for a, b in zip(habc, other, strict=True))
+    return f"{k / n:.0%} vs {k_o / n_o:.0%}: {_verdict(k / n > k_o / n_o)}; per seed {gaps}"
 
 
 def _length_target(habc: list[dict[str, Any]] | None,
