@@ -164,6 +164,7 @@ def test_imitable_pool_holds_human_steps_and_successful_policy_steps(data):
     policy_step = (kind == FrameKind.AUTONOMOUS) | (kind == FrameKind.SUFFIX)
     expected = np.flatnonzero((kind == FrameKind.HUMAN) | (policy_step & ok))
     assert np.array_equal(data.pools["rollout_imitable"], expected)
+    assert np.array_equal(data.pools["own_success"], np.flatnonzero(policy_step & ok))
     # the fixture has failed rollouts and pre-intervention steps, which the pool leaves out
     assert len(expected) < len(data.pools["rollout"])
 
@@ -279,3 +280,30 @@ def test_a_held_critic_weights_the_actor_without_training(data, method):
 def test_critic_steps_per_round_must_be_positive():
     with pytest.raises(ConfigError, match="critic_steps_per_round"):
         LearnerConfig(critic_steps_per_round=0)
+
+
+def test_actor_human_fraction_fixes_the_operators_share_of_actor_batches(data):
+    cfg = dataclasses.replace(CONFIG, actor_batches="weighted", demo_fraction=0.25,
+                              actor_human_fraction=0.5)
+    learner = OnlineLearner(policy(data), HabcRule(warmup_steps=0), cfg, t_max=20,
+                            method="habc")
+    assert learner.shares(actor=True) == {"demo": 0.25, "human": 0.5, "own_success": 0.25}
+    assert learner.shares() == {"demo": 0.25, "rollout": 0.75}  # the critic's batch: as before
+    anchors = sample_anchors(data.pools, learner.shares(actor=True), 2000,
+                             np.random.default_rng(0))
+    kind = data.labels.kind[anchors]
+    assert abs((kind == FrameKind.HUMAN).mean() - 0.5) < 0.05
+    assert abs((kind == FrameKind.DEMO).mean() - 0.25) < 0.05
+    own = anchors[(kind != FrameKind.DEMO) & (kind != FrameKind.HUMAN)]
+    assert len(own) > 0 and data.labels.episode_success[own].all()
+    assert set(kind[np.isin(anchors, own)]) <= {FrameKind.AUTONOMOUS, FrameKind.SUFFIX}
+    stats = learner.update(data, np.random.default_rng(1), torch.Generator().manual_seed(0))
+    assert stats["zero_weight_fraction"] == 0
+
+
+@pytest.mark.parametrize(("batches", "share", "match"), [
+    ("shared", 0.5, "weighted"), ("weighted", 0.8, r"1 - demo_fraction"),
+    ("weighted", -0.1, r"1 - demo_fraction")])
+def test_actor_human_fraction_is_checked(batches, share, match):
+    with pytest.raises(ConfigError, match=match):
+        LearnerConfig(actor_batches=batches, demo_fraction=0.25, actor_human_fraction=share)

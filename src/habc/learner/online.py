@@ -72,6 +72,11 @@ class LearnerConfig:
     """Share of each batch drawn from demos by the rollout-based methods."""
     dagger_human_fraction: float = 0.5
     """Share of each batch drawn from human windows by dagger (the rest: demos)."""
+    actor_human_fraction: float | None = None
+    """With ``actor_batches='weighted'``: share of each actor batch drawn from the operator's
+    windows; the rest after ``demo_fraction`` comes from the policy's own successful steps (a
+    mixture choice, not the paper's). None: human and own successful steps are one pool, drawn
+    in proportion to their frame counts."""
     imitate_failed_takeovers: bool = True
     """Imitate the frames of a takeover that ran to the end of a failed episode (SPEC §2: every
     human frame is imitated). False leaves them out of the actor's batches; this needs a method
@@ -107,6 +112,11 @@ class LearnerConfig:
             raise ConfigError("validation_every >= 2 and recap_threshold_every >= 1")
         if self.critic_steps_per_round is not None and self.critic_steps_per_round < 1:
             raise ConfigError("critic_steps_per_round must be >= 1 (or None: every step)")
+        if self.actor_human_fraction is not None:
+            if self.actor_batches != "weighted":
+                raise ConfigError("actor_human_fraction needs actor_batches='weighted'")
+            if not 0 <= self.actor_human_fraction <= 1 - self.demo_fraction:
+                raise ConfigError("actor_human_fraction must lie in [0, 1 - demo_fraction]")
 
 
 @dataclass(frozen=True)
@@ -148,9 +158,10 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
     if not imitate_failed_takeovers:
         human = human & ~failed_takeover_frames(arrays.controller, arrays.episode_starts,
                                                 arrays.episode_ends, arrays.success)
-    imitable = human | (policy_step & labels.episode_success)
+    own_success = policy_step & labels.episode_success
     pools = {"demo": idx[is_demo], "rollout": idx[~is_demo],
-             "rollout_imitable": idx[imitable], "human": idx[human & windows]}
+             "rollout_imitable": idx[human | own_success], "human": idx[human & windows],
+             "own_success": idx[own_success]}
     return TrainingData(arrays=arrays, labels=labels, next1=np.minimum(idx + 1, last),
                         nextk=np.minimum(idx + k, last), nextk_exists=idx + k <= last, last=last,
                         intervention_window=windows, validation=validation, pools=pools)
@@ -221,6 +232,9 @@ class OnlineLearner:
             return {"demo": 1.0}
         if self.method == "dagger":
             return {"demo": 1.0 - c.dagger_human_fraction, "human": c.dagger_human_fraction}
+        if actor and c.actor_human_fraction is not None:
+            return {"demo": c.demo_fraction, "human": c.actor_human_fraction,
+                    "own_success": 1.0 - c.demo_fraction - c.actor_human_fraction}
         rollout = "rollout_imitable" if actor else "rollout"
         return {"demo": c.demo_fraction, rollout: 1.0 - c.demo_fraction}
 
