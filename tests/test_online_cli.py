@@ -49,6 +49,8 @@ def test_round_scores_the_critic_on_held_out_rollouts(sft_checkpoint, tmp_path):
     assert train["critic/heldout_episodes"] == 1
     assert train["critic/heldout_successes"] == arrays.success[1]
     assert 0.0 <= train["critic/heldout_brier"] <= 1.0 and "critic/heldout_ece" in train
+    assert train["actor/operator_fraction"] == 0.0  # help_prob 0: no operator frame to draw
+    assert 0.0 < train["actor/demo_fraction"] < 1.0
 
 
 def test_critic_trains_only_its_steps_of_each_round(sft_checkpoint, tmp_path):

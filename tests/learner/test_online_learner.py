@@ -299,6 +299,7 @@ def test_actor_human_fraction_fixes_the_operators_share_of_actor_batches(data):
     assert set(kind[np.isin(anchors, own)]) <= {FrameKind.AUTONOMOUS, FrameKind.SUFFIX}
     stats = learner.update(data, np.random.default_rng(1), torch.Generator().manual_seed(0))
     assert stats["zero_weight_fraction"] == 0
+    assert 0 < stats["actor/operator_fraction"] < 1 and 0 < stats["actor/demo_fraction"] < 1
 
 
 @pytest.mark.parametrize(("batches", "share", "match"), [
@@ -307,3 +308,14 @@ def test_actor_human_fraction_fixes_the_operators_share_of_actor_batches(data):
 def test_actor_human_fraction_is_checked(batches, share, match):
     with pytest.raises(ConfigError, match=match):
         LearnerConfig(actor_batches=batches, demo_fraction=0.25, actor_human_fraction=share)
+
+
+@pytest.mark.parametrize(("method", "human_share", "demo", "operator"), [
+    ("sft", 0.5, 1.0, 0.0), ("dagger", 1.0, 0.0, 1.0), ("dagger", 0.0, 1.0, 0.0)])
+def test_learner_logs_the_actor_batchs_demo_and_operator_shares(data, method, human_share, demo,
+                                                                operator):
+    cfg = dataclasses.replace(CONFIG, dagger_human_fraction=human_share)
+    learner = OnlineLearner(policy(data), RULES[method], cfg, t_max=20, method=method)
+    stats = learner.update(data, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    assert stats["actor/demo_fraction"] == demo
+    assert stats["actor/operator_fraction"] == operator

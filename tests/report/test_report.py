@@ -32,7 +32,7 @@ def test_report_writes_page_figures_and_animations(online_run):
         assert (out / name).stat().st_size > 1000, name
         assert f"src='{name}'" in page, name
     assert "Weight statistics (App. G)" in page and "Operator effort" in page
-    assert "held-out episodes (successes)" in page
+    assert "held-out episodes (successes)" in page and "operator share" in page
     assert "over 2 evaluation seeds" in page
     assert "the scripted expert on the same evaluation seeds (reach 100%)" in page
     runs = find_runs(online_run)

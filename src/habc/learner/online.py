@@ -256,6 +256,8 @@ class OnlineLearner:
                                          self.config.batch_size, rng)
         s_t = torch.from_numpy(arrays.state[anchors])
         kind = torch.from_numpy(labels.kind[anchors].astype(np.int64))
+        stats["actor/operator_fraction"] = float((kind == FrameKind.HUMAN).float().mean())
+        stats["actor/demo_fraction"] = float((kind == FrameKind.DEMO).float().mean())
         success = torch.from_numpy(labels.episode_success[anchors])
         inputs = WeightInputs(
             kind=kind, episode_success=success,

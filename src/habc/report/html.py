@@ -157,6 +157,7 @@ def build_report(config: ReportConfig) -> Path:
                      str(sum(r["rollouts"]["n"] for r in online))])
         train = last.get("train", {})
         fmt = {k: (f"{train[k]:.{3 if 'brier' in k else 2}f}" if k in train else "-") for k in (
+            "actor/demo_fraction", "actor/operator_fraction",
             "w_tilde_success_autonomous", "w_tilde_human_windows", "zero_weight_fraction",
             "w_ess_fraction", "recap_pass_per_100", "critic/brier", "critic/ece",
             "critic/heldout_brier", "critic/heldout_brier_skill", "critic/e_abs_error")}
@@ -224,7 +225,8 @@ def build_report(config: ReportConfig) -> Path:
                         "gate, weight (Fig. 5)</h2>" + "".join(trace_parts))
 
     sections.append("<h2>Weight statistics (App. G)</h2><p>Last round's means over the "
-                    "learner's batches: pre-normalisation weight on successful autonomous "
+                    "learner's batches: the actor batch's shares of demo and operator "
+                    "frames, pre-normalisation weight on successful autonomous "
                     "transitions and on human windows, fraction of zero weights, the effective "
                     "sample size of the normalised weights as a fraction of the batch's valid "
                     "samples (1: every sample counts the same, as in plain BC), recap's pass "
@@ -237,7 +239,8 @@ def build_report(config: ReportConfig) -> Path:
                     "frames, in steps. The last column counts the held-out episodes behind the "
                     "held-out scores (successes in parentheses): with a few episodes of one "
                     "outcome they are noisy.</p>" + _table(
-                        ["task", "method", "seed", "w~ success autonomous", "w~ human windows",
+                        ["task", "method", "seed", "demo share", "operator share",
+                         "w~ success autonomous", "w~ human windows",
                          "zero-weight fraction", "ESS / n", "recap pass / 100", "Brier", "ECE",
                          "held-out Brier", "held-out skill", "|e - steps to success|",
                          "held-out episodes (successes)"],
