@@ -52,6 +52,14 @@ def test_collect_train_eval_end_to_end(tmp_path):
     assert [t["seed"] for t in result["trials"]] == [1_000_000, 1_000_001, 1_000_002]
     assert all(1 <= t["length"] <= 20 for t in result["trials"])
     assert result["ci95_low"] <= result["success_rate"] <= result["ci95_high"]
+    assert result["exec_horizon"] == 2  # the checkpoint's own (TINY_POLICY)
+
+    r = habc("eval", "--checkpoint", str(run / "checkpoints/last"), "--num-trials", "1",
+             "--workers", "1", "--max-steps", "20", "--exec-horizon", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["exec_horizon"] == 1
+    r = habc("eval", "--checkpoint", str(run / "checkpoints/last"), "--exec-horizon", "5")
+    assert r.returncode == 2 and "exec_horizon 5 must lie in [1, 4]" in r.stderr
 
     r = habc("throughput", "--checkpoint", str(run / "checkpoints/last"), "--sim-steps", "300",
              "--episodes", "1")
@@ -117,6 +125,7 @@ def test_pipeline_tiny(tmp_path):
     (["eval", "--checkpoint", "c", "--expert", "--task", "reach"], "either --checkpoint"),
     (["eval", "--expert"], "--expert needs --task"),
     (["eval", "--checkpoint", "c", "--expert-noise", "0.1"], "needs --expert"),
+    (["eval", "--expert", "--task", "reach", "--exec-horizon", "2"], "needs --checkpoint"),
 ])
 def test_bad_input_gives_one_line_error(args, message):
     r = habc(*args)

@@ -21,7 +21,7 @@ from habc.episodes.episode import EpisodeSource
 from habc.errors import CheckpointError, ConfigError
 from habc.evaluation.stats import mean_success_length, wilson_interval
 from habc.policy.policy import FlowMatchingPolicy, load_policy
-from habc.rollout.actors import Actor, ExpertActor, PolicyActor
+from habc.rollout.actors import Actor, ExpertActor, PolicyActor, resolve_exec_horizon
 from habc.rollout.runner import run_episode
 
 
@@ -51,6 +51,9 @@ class EvalConfig:
     runs/expert/eval-<task>.json."""
     sample_seed: int = 0
     """Seed of the policy's sampling noise (trial i uses sample_seed + its env seed)."""
+    exec_horizon: int | None = None
+    """Actions executed from each predicted chunk before the policy predicts again (a deployment
+    choice, at most the checkpoint's chunk length); None: the checkpoint's own, as trained."""
 
     def __post_init__(self) -> None:
         if self.num_trials < 1:
@@ -65,6 +68,8 @@ class EvalConfig:
             raise ConfigError("--expert needs --task")
         if self.expert_noise < 0 or (self.expert_noise > 0 and not self.expert):
             raise ConfigError("expert_noise must be >= 0 and needs --expert")
+        if self.exec_horizon is not None and (self.expert or self.exec_horizon < 1):
+            raise ConfigError("exec_horizon must be >= 1 and needs --checkpoint")
         check_eval_seeds(self.seeds)
 
     def seed_list(self) -> list[int]:
@@ -85,10 +90,11 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(checkpoint: Path | None, task: str, max_steps: int | None, sample_seed: int,
-                 expert_noise: float) -> None:
+                 expert_noise: float, exec_horizon: int | None) -> None:
     torch.set_num_threads(1)
     env = make_env(get_task(task), max_steps=max_steps)
-    _WORKER.update(env=env, sample_seed=sample_seed, expert_noise=expert_noise, policy=None)
+    _WORKER.update(env=env, sample_seed=sample_seed, expert_noise=expert_noise, policy=None,
+                   exec_horizon=exec_horizon)
     if checkpoint is not None:
         policy = load_policy(checkpoint)
         check_fits(policy, env, checkpoint)
@@ -104,7 +110,8 @@ def _run_trial(seed: int) -> dict[str, Any]:
     else:
         generator = torch.Generator().manual_seed(_WORKER["sample_seed"] + seed)
         actor = PolicyActor(_WORKER["policy"], prompt=env.task.prompt,
-                            version=_WORKER["version"], generator=generator)
+                            version=_WORKER["version"], generator=generator,
+                            exec_horizon=_WORKER["exec_horizon"])
     start = time.perf_counter()
     episode = run_episode(env, actor, seed=seed, source=EpisodeSource.EVAL)
     return {"seed": seed, "success": episode.success, "length": episode.length,
@@ -113,11 +120,15 @@ def _run_trial(seed: int) -> dict[str, Any]:
 
 def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any]:
     """Run the trials, write the result JSON, and return it."""
-    meta = load_policy(config.checkpoint).meta if config.checkpoint is not None else {}
+    meta: dict[str, Any] = {}
+    exec_horizon = None
+    if config.checkpoint is not None:
+        policy = load_policy(config.checkpoint)
+        meta, exec_horizon = policy.meta, resolve_exec_horizon(policy, config.exec_horizon)
     task = get_task(config.task or str(meta.get("task", "")) or "")
     seeds = config.seed_list()
     args = (config.checkpoint, task.name, config.max_steps, config.sample_seed,
-            config.expert_noise)
+            config.expert_noise, config.exec_horizon)
     workers = min(config.workers, len(seeds), os.cpu_count() or 1)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -144,6 +155,7 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
         "controller": "expert" if config.expert else "policy",
         "expert_noise": config.expert_noise,
         "policy_version": int(meta.get("policy_version", 0)),
+        "exec_horizon": exec_horizon,
         "n_trials": len(rows),
         "n_successes": int(success.sum()),
         "success_rate": float(success.mean()),

@@ -15,6 +15,7 @@ import numpy.typing as npt
 import torch
 
 from habc.episodes.episode import Controller
+from habc.errors import ConfigError
 from habc.policy.policy import FlowMatchingPolicy, Observation
 
 
@@ -52,11 +53,26 @@ class ExpertActor:
         return np.clip(action, -1.0, 1.0).astype(np.float32), Controller.HUMAN, -1
 
 
+def resolve_exec_horizon(policy: FlowMatchingPolicy, exec_horizon: int | None) -> int:
+    """Actions to execute from each predicted chunk: ``exec_horizon``, or the policy's own.
+
+    Raises:
+        ConfigError: if it does not lie in [1, the policy's chunk length].
+    """
+    k = policy.config.exec_horizon if exec_horizon is None else exec_horizon
+    if not 1 <= k <= policy.config.chunk_horizon:
+        raise ConfigError(f"exec_horizon {k} must lie in [1, {policy.config.chunk_horizon}], "
+                          "the checkpoint's chunk length")
+    return k
+
+
 class PolicyActor:
     """Runs a chunk policy with receding horizon: predict H actions, execute the first K."""
 
     def __init__(self, policy: FlowMatchingPolicy, *, prompt: str, version: int,
-                 generator: torch.Generator) -> None:
+                 generator: torch.Generator, exec_horizon: int | None = None) -> None:
+        """``exec_horizon``: actions executed from each chunk; None: the policy's own K."""
+        self.exec_horizon = resolve_exec_horizon(policy, exec_horizon)
         self.policy = policy
         self.prompt = prompt
         self.version = version
@@ -74,5 +90,5 @@ class PolicyActor:
             state = torch.as_tensor(obs["state"], dtype=torch.float32)[None]
             chunk = self.policy.sample_chunk(Observation(state=state, prompt=self.prompt),
                                              generator=self.generator)[0].numpy()
-            self.queue.extend(chunk[: self.policy.config.exec_horizon])
+            self.queue.extend(chunk[: self.exec_horizon])
         return self.queue.popleft(), Controller.POLICY, self.version
