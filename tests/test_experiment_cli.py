@@ -1,6 +1,7 @@
 """`habc experiment` on the tiny smoke preset: every stage, resume, and bad specs."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,14 @@ from habc.experiments.experiment import (
 )
 
 
-def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path):
+def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     out = tmp_path / "exp"
     args = ["experiment", "--preset", "smoke", "--out", str(out), "--jobs", "2", "--no-report"]
     assert main(args) == 0
+    # one timed line per finished job, counted, so that a log file shows progress too
+    counts = re.findall(r"\d\d:\d\d:\d\d done (\d+)/(\d+) in \d+ s: ", capsys.readouterr().out)
+    total = len(experiment_jobs(ExperimentConfig(preset="smoke").spec(), out))
+    assert counts == [(str(i), str(total)) for i in range(1, total + 1)]
     cell = out / "reach/seed_0"
     assert (cell / "sft/checkpoints/last/model.safetensors").exists()
     for step, method, rounds in ((1, "dagger", 1), (1, "habc", 1), (2, "habc", 2),

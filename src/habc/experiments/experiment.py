@@ -294,21 +294,23 @@ def run_jobs(jobs: list[Job], workers: int, console: Console) -> None:
         HabcError: when a job fails (the jobs already running finish first).
     """
     pending, done = list(jobs), set[str]()
-    running: dict[Future[str], Job] = {}
+    running: dict[Future[str], tuple[Job, float]] = {}
     with Progress(console=console) as progress, ProcessPoolExecutor(
             workers, mp_context=mp.get_context("spawn")) as pool:
         bar = progress.add_task("experiment", total=len(jobs))
         while pending or running:
             while len(running) < workers and (job := next_job(pending, done)) is not None:
                 pending.remove(job)
-                running[pool.submit(job.fn, *job.args)] = job
+                running[pool.submit(job.fn, *job.args)] = (job, time.perf_counter())
             if not running:
                 raise HabcError(f"jobs wait on jobs that never run: {pending[0].name}")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                job = running.pop(future)
-                try:
-                    progress.console.print(f"done: {future.result()}")
+                job, started = running.pop(future)
+                try:  # a timed line per job, so that a log without a terminal shows progress
+                    progress.console.print(
+                        f"{time.strftime('%H:%M:%S')} done {len(done) + 1}/{len(jobs)} in "
+                        f"{time.perf_counter() - started:.0f} s: {future.result()}")
                 except HabcError as e:
                     raise HabcError(f"job {job.name} failed: {e}") from e
                 done.add(job.name)
