@@ -11,7 +11,13 @@ from habc.critic.config import CriticConfig
 from habc.episodes.episode import EpisodeSource
 from habc.episodes.store import EpisodeStore
 from habc.errors import ConfigError
-from habc.learner.online import LearnerConfig, OnlineLearner, prepare_data, sample_anchors
+from habc.learner.online import (
+    LearnerConfig,
+    OnlineLearner,
+    perturb_states,
+    prepare_data,
+    sample_anchors,
+)
 from habc.policy.config import PolicyConfig
 from habc.policy.policy import FlowMatchingPolicy
 from habc.weighting.rules import RULES, HabcRule
@@ -319,3 +325,45 @@ def test_learner_logs_the_actor_batchs_demo_and_operator_shares(data, method, hu
     stats = learner.update(data, np.random.default_rng(0), torch.Generator().manual_seed(0))
     assert stats["actor/demo_fraction"] == demo
     assert stats["actor/operator_fraction"] == operator
+
+
+def test_perturb_states_scales_unit_noise_by_each_dimensions_std():
+    states = torch.tensor([[1.0, 10.0], [2.0, 20.0]])
+    std = torch.tensor([0.5, 4.0])
+    z = torch.randn((2, 2), generator=torch.Generator().manual_seed(3))
+    out = perturb_states(states, std, 0.1, torch.Generator().manual_seed(3))
+    # by hand: row 0 = [1 + 0.1 * 0.5 * z00, 10 + 0.1 * 4 * z01], and likewise for row 1
+    expected = torch.stack([states[:, 0] + 0.05 * z[:, 0], states[:, 1] + 0.4 * z[:, 1]], 1)
+    torch.testing.assert_close(out, expected)
+    generator = torch.Generator().manual_seed(3)
+    assert perturb_states(states, std, 0.0, generator) is states
+    assert torch.equal(torch.randn(2, generator=generator), z.flatten()[:2])  # nothing drawn
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.5])
+def test_critic_input_noise_perturbs_only_the_critics_training_states(data, sigma,
+                                                                      monkeypatch):
+    config = dataclasses.replace(CONFIG, critic=dataclasses.replace(CONFIG.critic,
+                                                                    input_noise=sigma))
+    learner = OnlineLearner(policy(data), HabcRule(), config, t_max=20, method="habc")
+    seen = []
+    critic_step = learner._critic_step
+
+    def spy(data_, anchors, s_t):
+        seen.append(s_t - torch.from_numpy(data_.arrays.state[anchors]))
+        return critic_step(data_, anchors, s_t)
+
+    monkeypatch.setattr(learner, "_critic_step", spy)
+    learner.update(data, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    noise = seen[0] / torch.from_numpy(data.state_std)
+    if sigma == 0:
+        assert torch.count_nonzero(noise) == 0
+    else:  # about N(0, sigma^2) in units of each dimension's std
+        assert abs(float(noise.std()) - sigma) < 0.05 and abs(float(noise.mean())) < 0.05
+    np.testing.assert_allclose(data.state_std, np.maximum(data.arrays.state.std(0), 1e-3),
+                               rtol=1e-6)
+
+
+def test_critic_input_noise_must_not_be_negative():
+    with pytest.raises(ConfigError, match="input_noise"):
+        CriticConfig(input_noise=-0.1)

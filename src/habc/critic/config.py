@@ -32,6 +32,10 @@ class CriticConfig:
     """EMA rate tau of the target critic used for TD targets."""
     critic_use_demos: bool = False
     """Let demo frames train the efficiency head (SPEC §2 choice, default off)."""
+    input_noise: float = 0.0
+    """Std of Gaussian noise added to the dual-head critic's training states, in units of each
+    state dimension's std over the training frames (choice, 0 = off, as in SPEC): a regulariser
+    against memorising the layouts of its few training episodes (docs/benchmarks.md)."""
     value_bins: int = 201
     """Bins of the distributional value (recap)."""
     c_fail: float | None = None
@@ -44,6 +48,8 @@ class CriticConfig:
             raise ConfigError("critic lr, v_max and efficiency_scale must be > 0")
         if self.lambda_e < 0 or self.huber_delta <= 0 or not 0 < self.target_ema <= 1:
             raise ConfigError("lambda_e >= 0, huber_delta > 0, target_ema in (0, 1]")
+        if self.input_noise < 0:
+            raise ConfigError("critic input_noise must be >= 0")
         if self.value_bins < 2:
             raise ConfigError("value_bins must be >= 2")
         if self.c_fail is not None and self.c_fail < 0:

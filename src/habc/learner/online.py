@@ -132,6 +132,8 @@ class TrainingData:
     intervention_window: npt.NDArray[np.bool_]
     validation: npt.NDArray[np.bool_]
     pools: dict[str, npt.NDArray[np.int64]]
+    state_std: npt.NDArray[np.float32]
+    """(S,) std of each state dimension over all frames (floored at 1e-3)."""
 
 
 def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
@@ -164,7 +166,19 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
              "own_success": idx[own_success]}
     return TrainingData(arrays=arrays, labels=labels, next1=np.minimum(idx + 1, last),
                         nextk=np.minimum(idx + k, last), nextk_exists=idx + k <= last, last=last,
-                        intervention_window=windows, validation=validation, pools=pools)
+                        intervention_window=windows, validation=validation, pools=pools,
+                        state_std=np.maximum(arrays.state.std(0), 1e-3).astype(np.float32))
+
+
+def perturb_states(states: Tensor, std: Tensor, sigma: float,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """``states + sigma * std * z``, z ~ N(0, I): states (B, S), std (S,) -> (B, S).
+
+    With ``sigma == 0`` the states come back unchanged, and no random number is drawn.
+    """
+    if sigma == 0:
+        return states
+    return states + sigma * std * torch.randn(states.shape, generator=generator)
 
 
 def sample_anchors(pools: dict[str, npt.NDArray[np.int64]], shares: dict[str, float], batch: int,
@@ -249,8 +263,10 @@ class OnlineLearner:
         stats: dict[str, float] = {}
         if self.critic is not None:
             if train_critic:
-                stats |= self._critic_step(data, anchors,
-                                           torch.from_numpy(arrays.state[anchors]))
+                s_critic = perturb_states(torch.from_numpy(arrays.state[anchors]),
+                                          torch.from_numpy(data.state_std),
+                                          self.config.critic.input_noise, generator)
+                stats |= self._critic_step(data, anchors, s_critic)
             if self.config.actor_batches == "weighted":
                 anchors = sample_anchors(data.pools, self.shares(actor=True),
                                          self.config.batch_size, rng)
