@@ -34,8 +34,9 @@ class CriticConfig:
     """Let demo frames train the efficiency head (SPEC §2 choice, default off)."""
     input_noise: float = 0.0
     """Std of Gaussian noise added to the dual-head critic's training states, in units of each
-    state dimension's std over the training frames (choice, 0 = off, as in SPEC): a regulariser
-    against memorising the layouts of its few training episodes (docs/benchmarks.md)."""
+    state dimension's std over the training frames; 0 = off. A regulariser SPEC does not have,
+    against memorising the layouts of few training episodes; it did not raise success in the
+    sim benchmark's validation A/B (docs/benchmarks.md)."""
     value_bins: int = 201
     """Bins of the distributional value (recap)."""
     c_fail: float | None = None
