@@ -128,7 +128,7 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
     task = get_task(config.task or str(meta.get("task", "")) or "")
     seeds = config.seed_list()
     args = (config.checkpoint, task.name, config.max_steps, config.sample_seed,
-            config.expert_noise, config.exec_horizon)
+            config.expert_noise, exec_horizon)
     workers = min(config.workers, len(seeds), os.cpu_count() or 1)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
