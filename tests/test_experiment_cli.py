@@ -118,6 +118,9 @@ def test_results_table_pools_finished_seeds_only(tmp_path, capsys):
                    "1 of 2 seeds |")
     # Targets need every seed: habc has one of two, so only the missing marks show.
     assert _targets_row(table) == "| reach | - | - | - | - | - |"
+    # A Step-1-only spec names no Step-2 rounds in its captions.
+    assert "Final success after 2 rounds (Step 1); 50 evaluation" in table
+    assert "(Step 1: rounds 1-2), pooled" in table and "Step 2" not in table
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps({"name": "t", "tasks": [["reach", 2]], "seeds": [0, 1],
                                      "step1_methods": ["habc"], "step1_rounds": 2,

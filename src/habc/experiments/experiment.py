@@ -395,19 +395,21 @@ def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
     """
     columns = [*(f"{m}" for m in spec.step1_methods),
                *(("habc_cont" if m == "habc" else m) for m in spec.step2_methods)]
+    step2 = (f" and {spec.step1_rounds + spec.step2_rounds} rounds (Step 2)"
+             if spec.step2_methods else "")
     caption = (f"{spec.name}: {spec.description} Final success after {spec.step1_rounds} rounds "
-               f"(Step 1) and {spec.step1_rounds + spec.step2_rounds} rounds (Step 2); "
-               f"{spec.eval_trials} evaluation trials per seed (seeds "
+               f"(Step 1){step2}; {spec.eval_trials} evaluation trials per seed (seeds "
                f"{EVAL_SEED_BASE + spec.eval_seed_offset}+), pooled over seeds "
                f"{list(spec.seeds)}; SFT = round 0; expert = the scripted expert on the same "
                "seeds. Mean success length in parentheses, then the per-seed rates.")
     rows, target_rows, late_rows = [], [], []
     late = {1: min(spec.late_rounds, spec.step1_rounds),
             2: min(spec.late_rounds, max(spec.step2_rounds, 1))}
+    late_step2 = (f"; Step 2: rounds {spec.step1_rounds + spec.step2_rounds - late[2] + 1}-"
+                  f"{spec.step1_rounds + spec.step2_rounds}" if spec.step2_methods else "")
     late_caption = (f"Success averaged over each run's last rounds (Step 1: rounds "
-                    f"{spec.step1_rounds - late[1] + 1}-{spec.step1_rounds}; Step 2: rounds "
-                    f"{spec.step1_rounds + spec.step2_rounds - late[2] + 1}-"
-                    f"{spec.step1_rounds + spec.step2_rounds}), pooled over seeds, then the "
+                    f"{spec.step1_rounds - late[1] + 1}-{spec.step1_rounds}{late_step2}), "
+                    "pooled over seeds, then the "
                     "per-seed averages. No interval: a run's rounds are evaluated on the same "
                     "seeds and are not independent. The targets use the final round.")
     for task, demos in spec.tasks:
