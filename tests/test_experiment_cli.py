@@ -76,6 +76,8 @@ def test_presets_and_bad_specs(tmp_path):
     mc = ExperimentConfig(preset="benchmark-3k-mc").spec()  # a nested critic key reaches runs
     config = _online_config(mc, tmp_path, "habc", tmp_path / "habc", 3, 0)
     assert config.learner.critic.efficiency_target == "mc"
+    sharp = ExperimentSpec.from_json({"name": "x", "tasks": [["reach", 2]], "beta": 0.25})
+    assert _online_config(sharp, tmp_path, "habc", tmp_path / "habc", 3, 0).habc.beta == 0.25
     base = ExperimentConfig(preset="benchmark-3k").spec()
     assert {k: v for k, v in mc.__dict__.items() if k not in ("name", "description", "critic")} \
         == {k: v for k, v in base.__dict__.items() if k not in ("name", "description", "critic")}
@@ -85,6 +87,8 @@ def test_presets_and_bad_specs(tmp_path):
                                 "step1_methods": ["ppo"]}))
     assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "eval_seed_offset": -1}))
+    assert main(["experiment", "--config-file", str(spec)]) == 2
+    spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "beta": 0}))
     assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "actor_batches": "all"}))
     assert main(["experiment", "--config-file", str(spec)]) == 2

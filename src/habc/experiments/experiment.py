@@ -65,6 +65,8 @@ class ExperimentSpec:
     max_steps: int | None = None
     batch_size: int = 256
     warmup_steps: int = 500
+    beta: float = 1.0
+    """Temperature of the HABC methods' bounded weight exp(A / beta) (SPEC §4)."""
     actor_batches: Literal["shared", "weighted"] = "shared"
     """Actor batches of the HABC methods (see LearnerConfig); other methods always share."""
     imitate_failed_takeovers: bool = True
@@ -99,6 +101,8 @@ class ExperimentSpec:
             raise ConfigError("actor_batches must be 'shared' or 'weighted'")
         if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
             raise ConfigError("imitate_failed_takeovers=false needs actor_batches 'weighted'")
+        if self.beta <= 0:
+            raise ConfigError("beta must be > 0")
         if self.eval_seed_offset < 0:
             raise ConfigError("eval_seed_offset must be >= 0 (0: the reported block)")
         if self.critic_steps_per_round is not None and self.critic_steps_per_round < 1:
@@ -225,7 +229,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
             critic_steps_per_round=spec.critic_steps_per_round if habc else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers
             or not (habc or method == "dagger")),
-        habc=HabcRule(warmup_steps=spec.warmup_steps))
+        habc=HabcRule(warmup_steps=spec.warmup_steps, beta=spec.beta))
 
 
 def online_job(spec: ExperimentSpec, out: Path, task: str, seed: int, method: str,
