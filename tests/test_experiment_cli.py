@@ -50,6 +50,15 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     assert page.index("<h2>Results</h2>") < page.index("(Fig. 3)")
     assert "<td>reach (2 demos)</td>" in page and "<h3>Targets</h3>" in page
 
+    # The exported records are small and give the same table.
+    assert main(["experiment", "--preset", "smoke", "--out", str(out), "--export",
+                 str(tmp_path / "records")]) == 0
+    records = tmp_path / "records"
+    assert (records / "reach/seed_0/step2/habc_ir/rounds/round_002.json").exists()
+    assert not list(records.glob("**/*.safetensors")) and not list(records.glob("**/*.parquet"))
+    spec = ExperimentConfig(preset="smoke").spec()
+    assert results_table(records, spec) == results_table(out, spec)
+
     before = {p: p.stat().st_mtime for p in out.glob("**/rounds/*.json")}
     assert main([*args, "--seeds", "0"]) == 0  # resume: nothing finished is redone
     assert {p: p.stat().st_mtime for p in out.glob("**/rounds/*.json")} == before

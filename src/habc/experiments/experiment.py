@@ -151,6 +151,10 @@ class ExperimentConfig:
     """Write the HTML report at the end."""
     table_only: bool = False
     """Run nothing: print the results table of the runs finished so far."""
+    export: Path | None = None
+    """Run nothing: copy the records of OUT (spec, results, expert rates, run configs, round
+    records, logs; no checkpoints or episodes, a few hundred kB) to this directory, small
+    enough to commit; ``--table-only --out`` on the copy prints the same table."""
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -321,15 +325,40 @@ def run_jobs(jobs: list[Job], workers: int, console: Console) -> None:
                 progress.advance(bar)
 
 
+RECORD_PATTERNS = ("spec.json", "results.md", f"*/{EXPERT_FILE}", "*/seed_*/sft/train_log.csv",
+                   "*/seed_*/step*/*.log", "*/seed_*/step*/*/config.json",
+                   "*/seed_*/step*/*/rounds/round_*.json")
+"""What ``export_records`` copies: everything the results table reads, and the logs."""
+
+
+def export_records(out: Path, dest: Path) -> list[Path]:
+    """Copy the record files of experiment directory ``out`` to ``dest`` (same layout).
+
+    Returns the copied paths under ``dest``. Files already in ``dest`` are overwritten.
+    """
+    copied = []
+    for pattern in RECORD_PATTERNS:
+        for source in sorted(out.glob(pattern)):
+            target = dest / source.relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+            copied.append(target)
+    return copied
+
+
 def run_experiment(config: ExperimentConfig, console: Console | None = None) -> Path:
     """Run (or resume) every job, then write results.md (and the report); return OUT."""
     console = console or Console()
     spec = config.spec()
     out = Path(config.out or Path("runs/experiments") / spec.name)
-    if config.table_only:
+    if config.table_only or config.export is not None:
         if not out.is_dir():
             raise ConfigError(f"no experiment directory {out}")
-        console.print(results_table(out, spec), soft_wrap=True)
+        if config.export is not None:
+            copied = export_records(out, Path(config.export))
+            console.print(f"exported {len(copied)} record files -> {config.export}")
+        else:
+            console.print(results_table(out, spec), soft_wrap=True)
         return out
     out.mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(json.dumps(
