@@ -91,6 +91,10 @@ def test_presets_and_bad_specs(tmp_path):
     assert {k: v for k, v in mc.__dict__.items() if k not in ("name", "description", "critic")} \
         == {k: v for k, v in base.__dict__.items() if k not in ("name", "description", "critic")}
     assert main(["experiment", "--preset", "nope"]) == 2
+    one = ExperimentConfig(preset="benchmark-100", tasks=("pick-place",), seeds=(1,)).spec()
+    assert one.tasks == (("pick-place", 5),) and one.seeds == (1,)
+    assert one.rollouts_per_round == 100
+    assert main(["experiment", "--preset", "benchmark-100", "--tasks", "reach"]) == 2
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]],
                                 "step1_methods": ["ppo"]}))

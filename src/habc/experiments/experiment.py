@@ -145,6 +145,8 @@ class ExperimentConfig:
     """Output directory; default runs/experiments/<name>."""
     seeds: tuple[int, ...] = ()
     """Run only these seeds (default: the spec's); finished jobs of other seeds are kept."""
+    tasks: tuple[str, ...] = ()
+    """Run only these tasks of the spec (default: all); finished jobs of others are kept."""
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Jobs run in parallel processes, each on one core (default: the cores available)."""
     report: bool = True
@@ -178,6 +180,11 @@ class ExperimentConfig:
             raise ConfigError(f"cannot read experiment spec {path}: {e}") from e
         if self.seeds:
             payload["seeds"] = list(self.seeds)
+        if self.tasks:
+            names = [t for t, _ in payload.get("tasks", [])]
+            if unknown := sorted(set(self.tasks) - set(names)):
+                raise ConfigError(f"tasks {unknown} are not in the spec's {names}")
+            payload["tasks"] = [[t, n] for t, n in payload["tasks"] if t in self.tasks]
         return ExperimentSpec.from_json(payload)
 
 
