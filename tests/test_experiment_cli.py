@@ -241,10 +241,11 @@ def test_jobs_run_after_their_dependencies_later_stages_first(tmp_path):
         done.add(job.name)
         order.append(job.name)
     assert not pending
-    # seed 0's Step 2 starts as soon as its Step-1 habc is done, before seed 1's Step 1.
-    assert order == ["expert reach", "sft reach 0", "step1 dagger reach 0", "step1 habc reach 0",
-                     "step2 habc_ir reach 0", "sft reach 1", "step1 dagger reach 1",
-                     "step1 habc reach 1", "step2 habc_ir reach 1"]
+    # seed 0's Step-1 habc goes first, since Step 2 forks from it; Step 2 starts as soon as it
+    # is done, before seed 1's Step 1. Jobs nothing waits on (the expert) go last in a stage.
+    assert order == ["sft reach 0", "step1 habc reach 0", "step2 habc_ir reach 0",
+                     "step1 dagger reach 0", "sft reach 1", "step1 habc reach 1",
+                     "step2 habc_ir reach 1", "step1 dagger reach 1", "expert reach"]
     later = [j for j in experiment_jobs(spec, tmp_path) if j.stage > 0]
-    assert next_job(later, {"sft reach 0"}).name == "step1 dagger reach 0"
+    assert next_job(later, {"sft reach 0"}).name == "step1 habc reach 0"
     assert next_job(later, set()) is None  # everything waits on an SFT

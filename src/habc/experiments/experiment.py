@@ -297,9 +297,14 @@ def experiment_jobs(spec: ExperimentSpec, out: Path) -> list[Job]:
 
 
 def next_job(pending: list[Job], done: set[str]) -> Job | None:
-    """The first of the latest-stage jobs whose dependencies are done (None: nothing ready)."""
+    """The first of the latest-stage jobs whose dependencies are done (None: nothing ready).
+
+    Within a stage, a job that other pending jobs wait on goes first (the Step-1 habc run that
+    Step 2 forks from, say), so that the later stage can start sooner.
+    """
     ready = [j for j in pending if j.after <= done]
-    return max(ready, key=lambda j: j.stage) if ready else None
+    awaited = {name for j in pending for name in j.after}
+    return max(ready, key=lambda j: (j.stage, j.name in awaited)) if ready else None
 
 
 def run_jobs(jobs: list[Job], workers: int, console: Console) -> None:
