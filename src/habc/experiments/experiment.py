@@ -101,12 +101,15 @@ class ExperimentSpec:
             raise ConfigError("actor_batches must be 'shared' or 'weighted'")
         if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
             raise ConfigError("imitate_failed_takeovers=false needs actor_batches 'weighted'")
-        if self.beta <= 0:
-            raise ConfigError("beta must be > 0")
+        self.habc_rule()  # the rule checks beta and warmup_steps itself
         if self.eval_seed_offset < 0:
             raise ConfigError("eval_seed_offset must be >= 0 (0: the reported block)")
         if self.critic_steps_per_round is not None and self.critic_steps_per_round < 1:
             raise ConfigError("critic_steps_per_round must be >= 1 (or null: every step)")
+
+    def habc_rule(self) -> HabcRule:
+        """The weighting rule of the HABC methods' runs."""
+        return HabcRule(warmup_steps=self.warmup_steps, beta=self.beta)
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> ExperimentSpec:
@@ -240,7 +243,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
             critic_steps_per_round=spec.critic_steps_per_round if habc else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers
             or not (habc or method == "dagger")),
-        habc=HabcRule(warmup_steps=spec.warmup_steps, beta=spec.beta))
+        habc=spec.habc_rule())
 
 
 def online_job(spec: ExperimentSpec, out: Path, task: str, seed: int, method: str,
