@@ -18,6 +18,7 @@ from habc.experiments.experiment import (
     preset_names,
     results_table,
 )
+from habc.rollout.operator import OperatorConfig
 
 
 def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
@@ -87,6 +88,13 @@ def test_presets_and_bad_specs(tmp_path):
     assert config.learner.critic.efficiency_target == "mc"
     sharp = ExperimentSpec.from_json({"name": "x", "tasks": [["reach", 2]], "beta": 0.25})
     assert _online_config(sharp, tmp_path, "habc", tmp_path / "habc", 3, 0).habc.beta == 0.25
+    noisy = ExperimentSpec.from_json({"name": "x", "tasks": [["reach", 2]],
+                                      "operator": {"action_noise": 0.5}})
+    for method in ("dagger", "habc"):  # the operator key reaches every online run
+        assert _online_config(noisy, tmp_path, method, tmp_path / method, 3, 0) \
+            .operator.action_noise == 0.5
+    assert _online_config(sharp, tmp_path, "habc", tmp_path / "habc", 3, 0).operator \
+        == OperatorConfig()
     base = ExperimentConfig(preset="benchmark-3k").spec()
     assert {k: v for k, v in mc.__dict__.items() if k not in ("name", "description", "critic")} \
         == {k: v for k, v in base.__dict__.items() if k not in ("name", "description", "critic")}
@@ -104,6 +112,12 @@ def test_presets_and_bad_specs(tmp_path):
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "beta": 0}))
     assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "actor_batches": "all"}))
+    assert main(["experiment", "--config-file", str(spec)]) == 2
+    spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]],
+                                "operator": {"help_prob": 2.0}}))
+    assert main(["experiment", "--config-file", str(spec)]) == 2
+    spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]],
+                                "operator": {"telepathy": True}}))
     assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text("{broken")
     assert main(["experiment", "--config-file", str(spec)]) == 2

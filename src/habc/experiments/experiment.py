@@ -41,6 +41,7 @@ from habc.learner.online import LearnerConfig
 from habc.learner.sft import TrainConfig, train_sft
 from habc.policy.config import PolicyConfig
 from habc.rollout.collect import CollectConfig, collect_demos
+from habc.rollout.operator import OperatorConfig
 from habc.weighting.rules import HabcRule
 
 
@@ -81,6 +82,8 @@ class ExperimentSpec:
     checked on the final round."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
+    """The simulated operator of every online run (Step 1 and Step 2 alike)."""
 
     def __post_init__(self) -> None:
         if not self.tasks or not self.seeds:
@@ -124,6 +127,8 @@ class ExperimentSpec:
                 data["policy"] = PolicyConfig(**data["policy"])
             if "critic" in data:
                 data["critic"] = CriticConfig(**data["critic"])
+            if "operator" in data:
+                data["operator"] = OperatorConfig(**data["operator"])
             return cls(**data)
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"bad experiment spec: {e}") from e
@@ -236,7 +241,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         rounds=rounds, initial_rounds=spec.step1_rounds,
         rollouts_per_round=spec.rollouts_per_round, steps_per_round=spec.steps_per_round,
         eval_trials=spec.eval_trials, eval_seed_offset=spec.eval_seed_offset, workers=1,
-        seed=seed, max_steps=spec.max_steps,
+        seed=seed, max_steps=spec.max_steps, operator=spec.operator,
         num_threads=1, learner=LearnerConfig(
             batch_size=spec.batch_size, critic=spec.critic,
             actor_batches=spec.actor_batches if habc else "shared",

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The operator-quality A/B (docs/benchmarks.md, session 12): operator-noisy.json on the SFT
+# checkpoints of rollouts-100.json (run docs/ab/rollouts.sh first; demos, SFT and the expert's
+# rate are copied), so the arm differs from rollouts-100 only in the operator's action noise.
+# Resumable: re-run to continue.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-runs/ab}
+arm=operator-noisy
+for cell in "$OUT"/rollouts-100/*/seed_*; do
+  dest="$OUT/$arm/${cell#"$OUT"/rollouts-100/}"
+  mkdir -p "$dest"
+  for part in demos sft; do
+    [ -e "$dest/$part" ] || cp -r "$cell/$part" "$dest/$part"
+  done
+done
+for expert in "$OUT"/rollouts-100/*/expert*.json; do
+  cp -n "$expert" "$OUT/$arm/${expert#"$OUT"/rollouts-100/}"
+done
+.venv/bin/habc experiment --config-file "docs/ab/$arm.json" --out "$OUT/$arm" --jobs 2 --no-report
