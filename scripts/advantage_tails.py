@@ -1,0 +1,76 @@
+"""What sets the spread of HABC's weights: the tails of its one-step advantages.
+
+For each online run with a dual-head critic, recomputes A_v, A_e, the gate and the bounded weight
+along every stored rollout episode with the run's final critic and running scales (as the
+report's Fig. 5 does), and prints, over the frames the running scales see (every rollout frame
+but the policy's pre-intervention steps):
+
+- each advantage's standard deviation (what SPEC's running scale tracks) against a robust scale
+  of its bulk, 1.4826 x the median absolute deviation, both over frames before the episode's
+  last step (whose next values are the fixed episode-end values);
+- on the frames HABC weights (the policy's own steps in successful episodes): the effective
+  sample size of w~ as a fraction of n, and the share of w~ in [0.8, 1.25], at the cap w_max
+  and below 0.2.
+
+    .venv/bin/python scripts/advantage_tails.py --runs RUN/step1/habc ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import tyro
+
+from habc.credit.labels import FrameKind
+from habc.report.traces import RunCritic
+from habc.weighting.advantages import effective_sample_fraction
+
+
+@dataclass(frozen=True)
+class Args:
+    """Advantage tails and weight spread of online runs."""
+
+    runs: tuple[Path, ...]
+    """Online run directories (with learner/latest/critic.safetensors)."""
+
+
+def robust_scale(x: npt.NDArray[np.float32]) -> float:
+    """1.4826 x median absolute deviation: the std of a normal distribution's bulk."""
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def main(args: Args) -> None:
+    """Print one Markdown table row per run."""
+    torch.set_num_threads(1)
+    print("| run | s_v (running) | std / robust A_v | s_e (running) | std / robust A_e "
+          "| own-success frames | ESS of w~ | w~ in [0.8, 1.25] | w~ at cap | w~ < 0.2 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for run in args.runs:
+        critic = RunCritic(run)
+        arrays = critic.store.read()
+        traces = [critic.trace(arrays, ep) for ep in range(arrays.num_episodes)]
+        kind = np.concatenate([t.kind for t in traces])
+        a_v = np.concatenate([t.a_v for t in traces])
+        a_e = np.concatenate([t.a_e for t in traces])
+        w = np.concatenate([t.weight for t in traces])
+        interior = np.concatenate([np.arange(len(t.kind)) < len(t.kind) - critic.k
+                                   for t in traces])
+        success = np.concatenate([np.full(len(t.kind), t.success) for t in traces])
+        scored = kind != FrameKind.PRE_INTERVENTION
+        bulk = scored & interior
+        own = success & np.isin(kind, [FrameKind.AUTONOMOUS, FrameKind.SUFFIX])
+        wo = w[own]
+        ess = effective_sample_fraction(torch.from_numpy(wo), torch.ones(len(wo), dtype=torch.bool))
+        print(f"| {run} | {critic.scale_v:.3f} | {a_v[bulk].std():.3f} / "
+              f"{robust_scale(a_v[bulk]):.3f} | {critic.scale_e:.2f} | {a_e[bulk].std():.2f} / "
+              f"{robust_scale(a_e[bulk]):.2f} | {own.sum()} | {ess:.2f} | "
+              f"{np.mean((wo >= 0.8) & (wo <= 1.25)):.0%} | "
+              f"{np.mean(wo >= critic.rule.w_max - 1e-6):.1%} | {np.mean(wo < 0.2):.1%} |")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
