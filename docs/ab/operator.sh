@@ -7,14 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/ab}
 arm=operator-noisy
-for cell in "$OUT"/rollouts-100/*/seed_*; do
-  dest="$OUT/$arm/${cell#"$OUT"/rollouts-100/}"
-  mkdir -p "$dest"
-  for part in demos sft; do
-    [ -e "$dest/$part" ] || cp -r "$cell/$part" "$dest/$part"
-  done
-done
-for expert in "$OUT"/rollouts-100/*/expert*.json; do
-  cp -n "$expert" "$OUT/$arm/${expert#"$OUT"/rollouts-100/}"
-done
+bash docs/ab/reuse-sft.sh "$OUT/rollouts-100" "$OUT/$arm"
 .venv/bin/habc experiment --config-file "docs/ab/$arm.json" --out "$OUT/$arm" --jobs 2 --no-report

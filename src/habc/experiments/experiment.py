@@ -375,7 +375,7 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
         if not out.is_dir():
             raise ConfigError(f"no experiment directory {out}")
         if config.export is not None:
-            copied = export_records(out, Path(config.export))
+            copied = export_records(out, config.export)
             console.print(f"exported {len(copied)} record files -> {config.export}")
         else:
             console.print(results_table(out, spec), soft_wrap=True)
