@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import torch
 import tyro
 
 from habc.credit.labels import FrameKind
 from habc.report.traces import RunCritic
-from habc.weighting.advantages import effective_sample_fraction
+from habc.weighting.advantages import effective_sample_fraction, robust_scale
 
 
 @dataclass(frozen=True)
@@ -36,11 +35,6 @@ class Args:
 
     runs: tuple[Path, ...]
     """Online run directories (with learner/latest/critic.safetensors)."""
-
-
-def robust_scale(x: npt.NDArray[np.float32]) -> float:
-    """1.4826 x median absolute deviation: the std of a normal distribution's bulk."""
-    return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
 def main(args: Args) -> None:
@@ -65,9 +59,10 @@ def main(args: Args) -> None:
         own = success & np.isin(kind, [FrameKind.AUTONOMOUS, FrameKind.SUFFIX])
         wo = w[own]
         ess = effective_sample_fraction(torch.from_numpy(wo), torch.ones(len(wo), dtype=torch.bool))
-        print(f"| {run} | {critic.scale_v:.3f} | {a_v[bulk].std():.3f} / "
-              f"{robust_scale(a_v[bulk]):.3f} | {critic.scale_e:.2f} | {a_e[bulk].std():.2f} / "
-              f"{robust_scale(a_e[bulk]):.2f} | {own.sum()} | {ess:.2f} | "
+        robust_v, robust_e = (robust_scale(torch.from_numpy(a[bulk])) for a in (a_v, a_e))
+        print(f"| {run} | {critic.scale_v:.3f} | {a_v[bulk].std():.3f} / {robust_v:.3f} | "
+              f"{critic.scale_e:.2f} | {a_e[bulk].std():.2f} / {robust_e:.2f} | "
+              f"{own.sum()} | {ess:.2f} | "
               f"{np.mean((wo >= 0.8) & (wo <= 1.25)):.0%} | "
               f"{np.mean(wo >= critic.rule.w_max - 1e-6):.1%} | {np.mean(wo < 0.2):.1%} |")
 

@@ -1,11 +1,5 @@
 #!/usr/bin/env bash
-# The operator-quality A/B (docs/benchmarks.md, session 12): operator-noisy.json on the SFT
-# checkpoints of rollouts-100.json (run docs/ab/rollouts.sh first; demos, SFT and the expert's
-# rate are copied), so the arm differs from rollouts-100 only in the operator's action noise.
-# Resumable: re-run to continue.
+# The operator-quality A/B (docs/benchmarks.md, session 12): operator-noisy.json, which differs
+# from rollouts-100 only in the operator's action noise. Resumable: re-run to continue.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-OUT=${OUT:-runs/ab}
-arm=operator-noisy
-bash docs/ab/reuse-sft.sh "$OUT/rollouts-100" "$OUT/$arm"
-.venv/bin/habc experiment --config-file "docs/ab/$arm.json" --out "$OUT/$arm" --jobs 2 --no-report
+bash "$(dirname "$0")/arm.sh" operator-noisy

@@ -8,6 +8,5 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/ab}
 .venv/bin/habc experiment --config-file docs/ab/rollouts-100.json --out "$OUT/rollouts-100" --jobs 2 --no-report
 for arm in rollouts-20 rollouts-100-beta; do
-  bash docs/ab/reuse-sft.sh "$OUT/rollouts-100" "$OUT/$arm"
-  .venv/bin/habc experiment --config-file "docs/ab/$arm.json" --out "$OUT/$arm" --jobs 2 --no-report
+  bash docs/ab/arm.sh "$arm"
 done

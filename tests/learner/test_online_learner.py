@@ -20,6 +20,7 @@ from habc.learner.online import (
 )
 from habc.policy.config import PolicyConfig
 from habc.policy.policy import FlowMatchingPolicy
+from habc.weighting import advantages as adv
 from habc.weighting.rules import RULES, HabcRule
 from tests.conftest import make_episode
 
@@ -163,6 +164,22 @@ def test_batched_advantages_agree_with_plain_loop(data, k):
             v_next, e_next = -6.0, e[last]
         assert signals.a_v[t].item() == pytest.approx(float(v_next - v[t]), abs=1e-5)
         assert signals.a_e[t].item() == pytest.approx(float(e[t] - k - e_next), abs=1e-4)
+
+
+@pytest.mark.parametrize("estimator", ["std", "robust"])
+def test_advantage_scale_is_the_chosen_spread_of_the_scored_advantages(data, estimator):
+    """First batch: s_v and s_e are the std (SPEC) or the robust scale of the scored frames."""
+    cfg = LearnerConfig(batch_size=32, advantage_scale=estimator,
+                        critic=CriticConfig(hidden_dim=16, num_blocks=1))
+    learner = OnlineLearner(policy(data), HabcRule(), cfg, t_max=20, method="habc")
+    anchors = np.arange(data.arrays.num_frames)
+    kinds = torch.from_numpy(data.labels.kind.astype(np.int64))
+    signals = learner._habc_signals(data, anchors, torch.from_numpy(data.arrays.state), kinds)
+    scored = (kinds != FrameKind.DEMO) & (kinds != FrameKind.PRE_INTERVENTION)
+    for a, scale in ((signals.a_v, signals.scale_v), (signals.a_e, signals.scale_e)):
+        spread = (float(a[scored].std(unbiased=False)) if estimator == "std"
+                  else adv.robust_scale(a[scored]))
+        assert scale == pytest.approx(spread, rel=1e-5)
 
 
 def test_imitable_pool_holds_human_steps_and_successful_policy_steps(data):

@@ -87,3 +87,18 @@ def test_running_scale():
     assert s.scale == 1.0
     s.update(t([3.0, -3.0]))  # var <- 1 + 0.5 * (9 - 1) = 5
     assert abs(s.scale - 5 ** 0.5) < 1e-6
+
+
+def test_robust_scale_ignores_the_tail():
+    # median 2; |x - 2| = [2, 1, 0, 1, 98], median 1 -> 1.4826 (the std would be ~39)
+    assert abs(adv.robust_scale(t([0.0, 1.0, 2.0, 3.0, 100.0])) - 1.4826) < 1e-6
+
+
+def test_running_scale_robust_tracks_the_squared_robust_scale():
+    s = adv.RunningScale(momentum=0.5, estimator="robust")
+    s.update(t([0.0, 1.0, 2.0, 3.0, 100.0]))  # first batch: var = 1.4826^2
+    assert abs(s.scale - 1.4826) < 1e-6
+    s.update(t([-2.0, -1.0, 0.0, 1.0, 2.0]))  # MAD 1: the same var, so no change
+    assert abs(s.scale - 1.4826) < 1e-6
+    s.update(t([-6.0, -3.0, 0.0, 3.0, 6.0]))  # MAD 3: var <- c^2 + 0.5 (9 c^2 - c^2)
+    assert abs(s.scale ** 2 - 1.4826 ** 2 * (1 + 0.5 * (9 - 1))) < 1e-4

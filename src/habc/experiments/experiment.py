@@ -68,6 +68,8 @@ class ExperimentSpec:
     warmup_steps: int = 500
     beta: float = 1.0
     """Temperature of the HABC methods' bounded weight exp(A / beta) (SPEC §4)."""
+    advantage_scale: Literal["std", "robust"] = "std"
+    """Running scale of the HABC methods' advantages (see LearnerConfig)."""
     actor_batches: Literal["shared", "weighted"] = "shared"
     """Actor batches of the HABC methods (see LearnerConfig); other methods always share."""
     imitate_failed_takeovers: bool = True
@@ -100,6 +102,8 @@ class ExperimentSpec:
         if min(self.step1_rounds, self.rollouts_per_round, self.steps_per_round,
                self.eval_trials, self.sft_steps, self.late_rounds) < 1 or self.step2_rounds < 0:
             raise ConfigError("rounds, rollouts, steps and trials must be >= 1")
+        if self.advantage_scale not in ("std", "robust"):
+            raise ConfigError("advantage_scale must be 'std' or 'robust'")
         if self.actor_batches not in ("shared", "weighted"):
             raise ConfigError("actor_batches must be 'shared' or 'weighted'")
         if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
@@ -243,7 +247,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         eval_trials=spec.eval_trials, eval_seed_offset=spec.eval_seed_offset, workers=1,
         seed=seed, max_steps=spec.max_steps, operator=spec.operator,
         num_threads=1, learner=LearnerConfig(
-            batch_size=spec.batch_size, critic=spec.critic,
+            batch_size=spec.batch_size, critic=spec.critic, advantage_scale=spec.advantage_scale,
             actor_batches=spec.actor_batches if habc else "shared",
             critic_steps_per_round=spec.critic_steps_per_round if habc else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers

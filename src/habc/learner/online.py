@@ -83,6 +83,11 @@ class LearnerConfig:
     with its own actor pool (dagger, or an HABC rule with ``actor_batches='weighted'``)."""
     advantage_horizon: int = 1
     """k of the k-step advantages (paper: 1)."""
+    advantage_scale: Literal["std", "robust"] = "std"
+    """Running scale s_v, s_e that divides each advantage before the gate merges them: ``std``
+    (SPEC), or ``robust``, 1.4826 x the median absolute deviation of each batch (a choice: the
+    one-step advantages are heavy-tailed, and their std is 6-12 times the bulk's spread;
+    docs/benchmarks.md)."""
     actor_batches: Literal["shared", "weighted"] = "shared"
     """``shared``: one batch per step trains the critic and the actor (SPEC). ``weighted`` (HABC
     rules with zero weight on failed rollouts): the critic keeps that batch, and the actor
@@ -108,6 +113,8 @@ class LearnerConfig:
             raise ConfigError("demo_fraction and dagger_human_fraction must lie in [0, 1]")
         if self.actor_lr <= 0 or self.grad_clip <= 0 or self.weight_decay < 0:
             raise ConfigError("actor_lr, grad_clip > 0 and weight_decay >= 0")
+        if self.advantage_scale not in ("std", "robust"):
+            raise ConfigError("advantage_scale must be 'std' or 'robust'")
         if self.validation_every < 2 or self.recap_threshold_every < 1:
             raise ConfigError("validation_every >= 2 and recap_threshold_every >= 1")
         if self.critic_steps_per_round is not None and self.critic_steps_per_round < 1:
@@ -207,8 +214,8 @@ class OnlineLearner:
         self.step = 0
         self.round = 0
         self.ir_enabled = False
-        self.scale_v = adv.RunningScale()
-        self.scale_e = adv.RunningScale()
+        self.scale_v = adv.RunningScale(estimator=config.advantage_scale)
+        self.scale_e = adv.RunningScale(estimator=config.advantage_scale)
         self.recap_threshold = 0.0
         self.actor_opt = torch.optim.AdamW(policy.parameters(), lr=config.actor_lr,
                                            weight_decay=config.weight_decay, fused=True)

@@ -5,6 +5,8 @@ All inputs are per-sample tensors of shape (B,).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
 
@@ -102,12 +104,34 @@ def effective_sample_fraction(weights: Tensor, valid: Tensor) -> float:
     return float(w.sum()) ** 2 / (w.numel() * square_sum)
 
 
-class RunningScale:
-    """EMA of an advantage's standard deviation over recent valid samples (starts at 1)."""
+MAD_TO_STD = 1.4826
+"""Median absolute deviation times this is the standard deviation of a normal distribution."""
 
-    def __init__(self, momentum: float = 0.01, floor: float = 1e-3) -> None:
+
+def robust_scale(values: Tensor) -> float:
+    """``1.4826 * median(|x - median(x)|)``: the std of a normal bulk, blind to heavy tails.
+
+    torch's median takes the lower middle value when the count is even.
+
+    Args:
+        values: (N,) samples, N >= 1.
+    """
+    return MAD_TO_STD * float((values - values.median()).abs().median())
+
+
+class RunningScale:
+    """EMA of an advantage's spread over recent valid samples (starts at 1).
+
+    ``estimator="std"`` (SPEC) tracks the variance of each batch; ``"robust"`` (a choice, not
+    the paper's) tracks the square of its ``robust_scale``, so that a few frames where the critic
+    jumps do not set the unit of the bulk. Either way ``scale`` is the square root of the EMA.
+    """
+
+    def __init__(self, momentum: float = 0.01, floor: float = 1e-3,
+                 estimator: Literal["std", "robust"] = "std") -> None:
         self.momentum = momentum
         self.floor = floor
+        self.estimator = estimator
         self.mean = 0.0
         self.var = 1.0
         self.initialised = False
@@ -115,7 +139,9 @@ class RunningScale:
     def update(self, values: Tensor) -> float:
         """Fold in a batch (B,) of valid advantages; return the current scale."""
         if values.numel() >= 2:
-            m, v = float(values.mean()), float(values.var(unbiased=False))
+            m = float(values.mean())
+            v = (float(values.var(unbiased=False)) if self.estimator == "std"
+                 else robust_scale(values) ** 2)
             if not self.initialised:
                 self.mean, self.var, self.initialised = m, v, True
             else:
@@ -125,7 +151,7 @@ class RunningScale:
 
     @property
     def scale(self) -> float:
-        """Current standard deviation (at least ``floor``)."""
+        """Current scale (at least ``floor``)."""
         return max(self.var ** 0.5, self.floor)
 
     def state(self) -> dict[str, float]:
