@@ -65,7 +65,7 @@ def test_critic_trains_only_its_steps_of_each_round(sft_checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("method", [pytest.param("dagger", marks=pytest.mark.slow),
-                                    pytest.param("recap", marks=pytest.mark.slow), "habc"])
+                                    pytest.param("recap", marks=pytest.mark.slow), "habc", "hiors"])
 def test_online_round_writes_per_round_json(sft_checkpoint, tmp_path, method):
     run = tmp_path / method
     assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),

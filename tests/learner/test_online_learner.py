@@ -52,7 +52,8 @@ def policy(data):
     return p
 
 
-@pytest.mark.parametrize("method", ["sft", "dagger", "recap", "habc_v", "habc", "habc_ir"])
+@pytest.mark.parametrize("method", ["sft", "dagger", "recap", "habc_v", "habc", "habc_ir",
+                                    "hiors"])
 def test_every_method_updates(data, method):
     rule = HabcRule(warmup_steps=1) if method.startswith("habc") else RULES[method]
     learner = OnlineLearner(policy(data), rule, CONFIG, t_max=20, method=method)
@@ -70,6 +71,8 @@ def test_every_method_updates(data, method):
         assert {"critic/loss_v", "critic/loss_e", "adv/gate_mean"} <= set(stats)
     if method == "recap":
         assert "recap_pass_per_100" in stats and "critic/loss_value" in stats
+    if method == "hiors":
+        assert stats["accepted_fraction"] == 1.0 and learner.critic is learner.value is None
 
 
 def test_sources_of_each_method(data):
@@ -84,6 +87,19 @@ def test_sources_of_each_method(data):
     empty = {**data.pools, "human": np.zeros(0, dtype=np.int64)}
     assert (kinds[sample_anchors(empty, {"demo": 0.5, "human": 0.5}, 50, rng)] ==
             FrameKind.DEMO).all()
+
+
+def test_hiors_draws_demos_and_accepted_rollout_frames(data):
+    """Accepted: every frame of a successful rollout, and the operator's frames of any."""
+    learner = OnlineLearner(policy(data), RULES["hiors"], CONFIG, t_max=20, method="hiors")
+    anchors = sample_anchors(data.pools, learner.shares(), 2000, np.random.default_rng(0))
+    kinds, ok = data.labels.kind[anchors], data.labels.episode_success[anchors]
+    rollout = kinds != FrameKind.DEMO
+    assert abs((~rollout).mean() - CONFIG.demo_fraction) < 0.05
+    assert (ok[rollout] | (kinds[rollout] == FrameKind.HUMAN)).all()
+    assert {FrameKind.AUTONOMOUS, FrameKind.PRE_INTERVENTION, FrameKind.HUMAN,
+            FrameKind.SUFFIX} <= set(kinds[rollout])
+    assert (~ok[kinds == FrameKind.HUMAN]).any()  # corrections of failed episodes too
 
 
 def test_save_load_resumes_identically(data, tmp_path):

@@ -113,3 +113,22 @@ def test_all_zero_batch_is_skipped():
                                         v_t=torch.zeros(2), scale_v=1.0, scale_e=1.0))
     w, stats = HabcRule(warmup_steps=0)(ins)
     assert stats["skipped_batch"] == 1.0 and w.sum() == 0
+
+
+def test_hiors_accepts_successful_episodes_whole_and_rejects_failed_policy_steps():
+    # w~: demo 1, autonomous success 1, autonomous failure 0, pre-intervention of a successful
+    # episode 1 (accepted whole), human 1, suffix success 1. All 6 valid: mean 5/6.
+    w, stats = RULES["hiors"](inputs([0.0] * 6))
+    assert torch.allclose(w, t([1.0, 1.0, 0.0, 1.0, 1.0, 1.0]) / (5 / 6))
+    assert stats["n_valid"] == 6
+    assert stats["accepted_fraction"] == pytest.approx(3 / 4)  # policy steps: 3 of 4 succeed
+
+
+def test_hiors_keeps_the_operators_corrections_of_a_failed_episode():
+    failed = WeightInputs(kind=t([K.PRE_INTERVENTION, K.HUMAN, K.SUFFIX]),
+                          episode_success=t([False, False, False]),
+                          intervention_window=t([False, True, False]), learner_step=0,
+                          ir_enabled=False)
+    w, stats = RULES["hiors"](failed)
+    assert torch.allclose(w, t([0.0, 3.0, 0.0]))  # w~ = (0, 1, 0), mean over 3 valid = 1/3
+    assert stats["accepted_fraction"] == 0.0

@@ -73,7 +73,7 @@ class ExperimentSpec:
     actor_batches: Literal["shared", "weighted"] = "shared"
     """Actor batches of the HABC methods (see LearnerConfig); other methods always share."""
     imitate_failed_takeovers: bool = True
-    """Whether dagger and the HABC methods imitate takeovers that failed to the end (see
+    """Whether dagger, hiors and the HABC methods imitate takeovers that failed to the end (see
     LearnerConfig); False needs ``actor_batches='weighted'``."""
     critic_steps_per_round: int | None = None
     """Learner steps per round in which the dual-head methods train their critic (see
@@ -251,7 +251,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
             actor_batches=spec.actor_batches if habc else "shared",
             critic_steps_per_round=spec.critic_steps_per_round if habc else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers
-            or not (habc or method == "dagger")),
+            or not (habc or method in ("dagger", "hiors"))),
         habc=spec.habc_rule())
 
 

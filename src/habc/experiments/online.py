@@ -50,8 +50,8 @@ from habc.rollout.operator import OperatorConfig, SimulatedOperator
 from habc.rollout.runner import run_episode
 from habc.weighting.rules import RULES, HabcRule, RecapRule, WeightingRule
 
-Method = Literal["sft", "dagger", "recap", "habc_v", "habc", "habc_ir"]
-METHODS: tuple[str, ...] = ("sft", "dagger", "recap", "habc_v", "habc", "habc_ir")
+Method = Literal["sft", "dagger", "recap", "habc_v", "habc", "habc_ir", "hiors"]
+METHODS: tuple[str, ...] = ("sft", "dagger", "recap", "habc_v", "habc", "habc_ir", "hiors")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class OnlineConfig:
     run_dir: Path
     """Output directory of this online run."""
     method: Method = "habc"
-    """Weighting rule / baseline: sft, dagger, recap, habc_v, habc, habc_ir."""
+    """Weighting rule / baseline: sft, dagger, recap, habc_v, habc, habc_ir, hiors."""
     demos: tuple[Path, ...] = ()
     """Demo datasets; default: the datasets recorded in the SFT checkpoint."""
     rounds: int = 3

@@ -80,7 +80,7 @@ class LearnerConfig:
     imitate_failed_takeovers: bool = True
     """Imitate the frames of a takeover that ran to the end of a failed episode (SPEC §2: every
     human frame is imitated). False leaves them out of the actor's batches; this needs a method
-    with its own actor pool (dagger, or an HABC rule with ``actor_batches='weighted'``)."""
+    with its own actor pool (dagger, hiors, or an HABC rule with ``actor_batches="weighted"``)."""
     advantage_horizon: int = 1
     """k of the k-step advantages (paper: 1)."""
     advantage_scale: Literal["std", "robust"] = "std"
@@ -149,7 +149,7 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
     """Label frames (SPEC §2) and build the sampling pools.
 
     ``imitate_failed_takeovers=False`` leaves the frames of takeovers that ran to the end of a
-    failed episode out of the actor's pools (``human`` and ``rollout_imitable``).
+    failed episode out of the actor's pools (``human``, ``rollout_imitable`` and ``accepted``).
     """
     labels = assign_credit(arrays.controller, arrays.episode_starts, arrays.episode_ends,
                            arrays.source, arrays.success, naive=naive,
@@ -168,9 +168,10 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
         human = human & ~failed_takeover_frames(arrays.controller, arrays.episode_starts,
                                                 arrays.episode_ends, arrays.success)
     own_success = policy_step & labels.episode_success
+    accepted = ~is_demo & (human | labels.episode_success)
     pools = {"demo": idx[is_demo], "rollout": idx[~is_demo],
              "rollout_imitable": idx[human | own_success], "human": idx[human & windows],
-             "own_success": idx[own_success]}
+             "own_success": idx[own_success], "accepted": idx[accepted]}
     return TrainingData(arrays=arrays, labels=labels, next1=np.minimum(idx + 1, last),
                         nextk=np.minimum(idx + k, last), nextk_exists=idx + k <= last, last=last,
                         intervention_window=windows, validation=validation, pools=pools,
@@ -241,9 +242,10 @@ class OnlineLearner:
             raise ConfigError("actor_batches='weighted' needs an HABC rule with "
                               "failed_rollout_weight='zero' and intervention-aware credit")
         if not config.imitate_failed_takeovers and not (
-                method == "dagger" or config.actor_batches == "weighted"):
+                method in ("dagger", "hiors") or config.actor_batches == "weighted"):
             raise ConfigError("imitate_failed_takeovers=False needs an actor pool without "
-                              "those frames: method dagger, or actor_batches='weighted'")
+                              "those frames: method dagger or hiors, or "
+                              "actor_batches='weighted'")
 
     # ------------------------------------------------------------------------------- update
     def shares(self, *, actor: bool = False) -> dict[str, float]:
@@ -253,6 +255,8 @@ class OnlineLearner:
             return {"demo": 1.0}
         if self.method == "dagger":
             return {"demo": 1.0 - c.dagger_human_fraction, "human": c.dagger_human_fraction}
+        if self.method == "hiors":
+            return {"demo": c.demo_fraction, "accepted": 1.0 - c.demo_fraction}
         if actor and c.actor_human_fraction is not None:
             return {"demo": c.demo_fraction, "human": c.actor_human_fraction,
                     "own_success": 1.0 - c.demo_fraction - c.actor_human_fraction}

@@ -141,6 +141,30 @@ class RecapRule:
 
 
 @dataclass(frozen=True)
+class RejectionRule:
+    """``hiors`` (Hi-ORS without a reward model): episode-level rejection sampling.
+
+    Demos and the operator's steps w = 1; every policy step of a successful rollout episode
+    w = 1 (the episode is accepted whole, the steps before a takeover included); every policy
+    step of a failed episode w = 0 (rejected). Hi-ORS weights the accepted steps by a reward
+    model; with none, the weight is uniform.
+    """
+
+    critic: Literal["none", "dual", "distributional"] = "none"
+    naive_credit: bool = False
+
+    def __call__(self, inputs: WeightInputs) -> tuple[Tensor, dict[str, float]]:
+        """Weights and stats (incl. the share of rollout samples accepted)."""
+        kind, ok = inputs.kind, inputs.episode_success
+        policy = (kind != FrameKind.DEMO) & (kind != FrameKind.HUMAN)
+        keep = (kind == FrameKind.DEMO) | (kind == FrameKind.HUMAN) | (policy & ok)
+        stats: dict[str, float] = {}
+        if policy.any():
+            stats["accepted_fraction"] = float(ok[policy].float().mean())
+        return _finish(keep.float(), torch.ones_like(keep), inputs, stats)
+
+
+@dataclass(frozen=True)
 class HabcRule:
     """``habc``, ``habc_v`` and ``habc_ir``: gated advantage weights (SPEC §4)."""
 
@@ -223,6 +247,7 @@ RULES: dict[str, WeightingRule] = {
     "habc_v": HabcRule(gate="zero"),
     "habc": HabcRule(),
     "habc_ir": HabcRule(),
+    "hiors": RejectionRule(),
 }
 """Default rule of every method, by name. ``habc_ir`` differs from ``habc`` only in that the
 online loop switches intervention reweighting on after the initial phase."""
