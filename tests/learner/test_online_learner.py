@@ -72,7 +72,7 @@ def test_every_method_updates(data, method):
     if method == "recap":
         assert "recap_pass_per_100" in stats and "critic/loss_value" in stats
     if method == "hiors":
-        assert stats["accepted_fraction"] == 1.0 and learner.critic is learner.value is None
+        assert learner.critic is None and learner.value is None
 
 
 def test_sources_of_each_method(data):

@@ -2,7 +2,8 @@
 
 Each rule has a frozen config and is picked by name from ``RULES``. A rule returns weights that
 are unit-mean over the batch's valid samples (0 for invalid ones), and a dict of statistics.
-New rules (Hi-ORS, the progress-reward rule) add an entry without touching the learner.
+A new rule adds an entry here; one that draws its own batch mixture (``hiors``: demos and
+accepted rollout frames) also names its pool shares in the learner.
 """
 
 from __future__ import annotations
@@ -154,14 +155,10 @@ class RejectionRule:
     naive_credit: bool = False
 
     def __call__(self, inputs: WeightInputs) -> tuple[Tensor, dict[str, float]]:
-        """Weights and stats (incl. the share of rollout samples accepted)."""
-        kind, ok = inputs.kind, inputs.episode_success
-        policy = (kind != FrameKind.DEMO) & (kind != FrameKind.HUMAN)
-        keep = (kind == FrameKind.DEMO) | (kind == FrameKind.HUMAN) | (policy & ok)
-        stats: dict[str, float] = {}
-        if policy.any():
-            stats["accepted_fraction"] = float(ok[policy].float().mean())
-        return _finish(keep.float(), torch.ones_like(keep), inputs, stats)
+        """Weights and stats."""
+        kind = inputs.kind
+        keep = (kind == FrameKind.DEMO) | (kind == FrameKind.HUMAN) | inputs.episode_success
+        return _finish(keep.float(), torch.ones_like(keep), inputs, {})
 
 
 @dataclass(frozen=True)
