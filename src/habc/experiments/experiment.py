@@ -37,7 +37,7 @@ from habc.evaluation.evaluate import EvalConfig, evaluate
 from habc.evaluation.stats import wilson_interval
 from habc.experiments.online import METHODS, OnlineConfig, run_online
 from habc.experiments.tables import load_rounds
-from habc.learner.online import LearnerConfig
+from habc.learner.online import OWN_POOL_METHODS, LearnerConfig
 from habc.learner.sft import TrainConfig, train_sft
 from habc.policy.config import PolicyConfig
 from habc.rollout.collect import CollectConfig, collect_demos
@@ -102,8 +102,7 @@ class ExperimentSpec:
         if min(self.step1_rounds, self.rollouts_per_round, self.steps_per_round,
                self.eval_trials, self.sft_steps, self.late_rounds) < 1 or self.step2_rounds < 0:
             raise ConfigError("rounds, rollouts, steps and trials must be >= 1")
-        if self.advantage_scale not in ("std", "robust"):
-            raise ConfigError("advantage_scale must be 'std' or 'robust'")
+        LearnerConfig(advantage_scale=self.advantage_scale)  # it checks the value itself
         if self.actor_batches not in ("shared", "weighted"):
             raise ConfigError("actor_batches must be 'shared' or 'weighted'")
         if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
@@ -251,7 +250,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
             actor_batches=spec.actor_batches if habc else "shared",
             critic_steps_per_round=spec.critic_steps_per_round if habc else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers
-            or not (habc or method in ("dagger", "hiors"))),
+            or not (habc or method in OWN_POOL_METHODS)),
         habc=spec.habc_rule())
 
 

@@ -126,6 +126,10 @@ class LearnerConfig:
                 raise ConfigError("actor_human_fraction must lie in [0, 1 - demo_fraction]")
 
 
+OWN_POOL_METHODS = ("dagger", "hiors")
+"""Methods whose actor batches come from pools that honour ``imitate_failed_takeovers``."""
+
+
 @dataclass(frozen=True)
 class TrainingData:
     """Store arrays plus per-frame credit labels and index helpers (all (N,) unless noted)."""
@@ -242,7 +246,7 @@ class OnlineLearner:
             raise ConfigError("actor_batches='weighted' needs an HABC rule with "
                               "failed_rollout_weight='zero' and intervention-aware credit")
         if not config.imitate_failed_takeovers and not (
-                method in ("dagger", "hiors") or config.actor_batches == "weighted"):
+                method in OWN_POOL_METHODS or config.actor_batches == "weighted"):
             raise ConfigError("imitate_failed_takeovers=False needs an actor pool without "
                               "those frames: method dagger or hiors, or "
                               "actor_batches='weighted'")
