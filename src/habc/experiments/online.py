@@ -43,7 +43,13 @@ from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore, open_stores
 from habc.errors import ConfigError
 from habc.evaluation.evaluate import EvalConfig, check_fits, evaluate, format_result
-from habc.learner.online import LearnerConfig, OnlineLearner, TrainingData, prepare_data
+from habc.learner.online import (
+    LearnerConfig,
+    OnlineLearner,
+    TrainingData,
+    prepare_data,
+    restore_checkpoint,
+)
 from habc.policy.policy import load_policy
 from habc.rollout.actors import PolicyActor
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
@@ -245,7 +251,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
     learner = OnlineLearner(load_policy(v0), config.rule(), config.learner,
                             t_max=config.max_steps or task.max_steps, method=config.method)
     latest = run_dir / "learner" / "latest"
-    if (latest / "learner.json").exists():
+    if restore_checkpoint(latest):
         learner.load(latest)
     writer = SummaryWriter(str(run_dir / "tb"))
     rounds_dir = run_dir / "rounds"

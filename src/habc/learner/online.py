@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -124,6 +125,17 @@ class LearnerConfig:
                 raise ConfigError("actor_human_fraction needs actor_batches='weighted'")
             if not 0 <= self.actor_human_fraction <= 1 - self.demo_fraction:
                 raise ConfigError("actor_human_fraction must lie in [0, 1 - demo_fraction]")
+
+
+def restore_checkpoint(directory: Path) -> bool:
+    """Whether a complete ``OnlineLearner.save`` checkpoint is at ``directory``.
+
+    If a crash fell between the renames of a save, the previous checkpoint is put back first.
+    """
+    old = directory.with_name(directory.name + ".old")
+    if not directory.exists() and old.exists():
+        old.rename(directory)
+    return (directory / STATE_FILE).exists()
 
 
 OWN_POOL_METHODS = ("dagger", "hiors")
@@ -478,9 +490,16 @@ class OnlineLearner:
 
     # ------------------------------------------------------------------------- save / load
     def save(self, directory: Path, **meta: Any) -> None:
-        """Write policy, critic, optimisers and counters into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        """Write policy, critic, optimisers and counters into ``directory``.
+
+        Everything is written to a staging directory first and swapped in by renames, so a
+        crash leaves one complete checkpoint: ``directory``, or ``directory.old`` if the crash
+        fell between the renames (``restore_checkpoint`` puts it back).
+        """
+        final = Path(directory)
+        directory = final.with_name(final.name + ".partial")
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
         self.policy.save(directory / POLICY_DIR, **meta)
         net = self.critic if self.critic is not None else self.value
         if net is not None and self.target is not None:
@@ -495,6 +514,12 @@ class OnlineLearner:
                  "scale_v": self.scale_v.state(), "scale_e": self.scale_e.state(),
                  "recap_threshold": self.recap_threshold, "method": self.method}
         (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+        old = final.with_name(final.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
+        directory.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
 
     def load(self, directory: Path) -> None:
         """Restore everything written by ``save``."""
