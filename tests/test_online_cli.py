@@ -65,7 +65,8 @@ def test_critic_trains_only_its_steps_of_each_round(sft_checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("method", [pytest.param("dagger", marks=pytest.mark.slow),
-                                    pytest.param("recap", marks=pytest.mark.slow), "habc", "hiors"])
+                                    pytest.param("recap", marks=pytest.mark.slow), "habc", "hiors",
+                                    "rabc"])
 def test_online_round_writes_per_round_json(sft_checkpoint, tmp_path, method):
     run = tmp_path / method
     assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
@@ -86,6 +87,23 @@ def test_online_round_writes_per_round_json(sft_checkpoint, tmp_path, method):
     assert (run / "policies/v001/model.safetensors").exists()
     summary = json.loads((run / "summary.json").read_text())
     assert len(summary["success_by_round"]) == 2
+
+
+def test_rabc_round_trains_the_progress_model_and_scores_it_on_held_out_successes(
+        sft_checkpoint, tmp_path):
+    """reach's expert has one phase, so ground-truth progress is the time fraction to success."""
+    run = tmp_path / "rabc"
+    assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
+                 "--method", "rabc", "--rounds", "1", *TINY_ONLINE,
+                 "--learner.validation-every", "2", "--learner.progress.hidden-dim", "16"]) == 0
+    train = json.loads((run / "rounds/round_001.json").read_text())["train"]
+    arrays = EpisodeStore.open(run / "rollouts").read()
+    held_out_success = arrays.success[1]  # the 2nd of 3 rollouts is held out
+    assert train["progress/loss"] > 0.0
+    assert 0.0 <= train["progress/chunk_delta_mean"] <= 1.0
+    assert ("progress/heldout_mse" in train) == held_out_success
+    optim = load_file(str(run / "learner/latest/optimizers.safetensors"))
+    assert optim["critic.0.step"].item() == 8  # the progress model trained every step
 
 
 def test_more_rounds_continue_without_duplicating(sft_checkpoint, tmp_path):

@@ -123,6 +123,53 @@ def test_save_load_resumes_identically(data, tmp_path):
         torch.testing.assert_close(p, q)
 
 
+def rabc_learner(data):
+    return OnlineLearner(policy(data), RULES["rabc"], CONFIG, t_max=20, method="rabc",
+                         num_stages=2)
+
+
+def with_stages(data):
+    """Stage 0 in the first half of each episode, 1 in the second."""
+    arrays = data.arrays
+    t = np.arange(arrays.num_frames) - arrays.episode_starts[arrays.frame_episode]
+    length = (arrays.episode_ends - arrays.episode_starts)[arrays.frame_episode]
+    return prepare_data(arrays, horizon=5, k=1, naive=False, critic_use_demos=False,
+                        validation_every=2, stage=(2 * t // length).astype(np.int64))
+
+
+def test_rabc_trains_its_progress_model_on_successful_episodes_outside_the_held_out(data):
+    staged = with_stages(data)
+    pool = staged.pools["progress"]
+    assert staged.labels.episode_success[pool].all() and not staged.validation[pool].any()
+    assert (staged.labels.kind[pool] == FrameKind.DEMO).any()
+    learner = rabc_learner(staged)
+    rng, g = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    stats = [learner.update(staged, rng, g) for _ in range(3)]
+    assert all("progress/loss" in s and "actor/loss" in s for s in stats)
+    held = learner.progress_heldout(staged)
+    held_frames = staged.validation & staged.labels.episode_success
+    assert held["progress/heldout_frames"] == held_frames.sum() > 0
+    assert 0.0 <= held["progress/heldout_mse"] <= 1.0
+
+
+def test_rabc_needs_the_stage_count():
+    with pytest.raises(ConfigError, match="stage"):
+        OnlineLearner(FlowMatchingPolicy(SMALL, 39, 4), RULES["rabc"], CONFIG, t_max=20,
+                      method="rabc")
+
+
+def test_rabc_progress_model_survives_save_and_load(data, tmp_path):
+    staged = with_stages(data)
+    a = rabc_learner(staged)
+    a.update(staged, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    a.save(tmp_path / "ckpt")
+    b = rabc_learner(staged)
+    b.load(tmp_path / "ckpt")
+    assert a.progress is not None and b.progress is not None
+    for p, q in zip(a.progress.parameters(), b.progress.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
 def test_critic_learns_viability_ordering(data):
     """After training, successful autonomous frames score higher viability than failed ones."""
     learner = OnlineLearner(policy(data), HabcRule(warmup_steps=10_000), CONFIG, t_max=20,

@@ -130,3 +130,15 @@ def test_hiors_keeps_the_operators_corrections_of_a_failed_episode():
                           ir_enabled=False)
     w, _ = RULES["hiors"](failed)
     assert torch.allclose(w, t([0.0, 3.0, 0.0]))  # w~ = (0, 1, 0), mean over 3 valid = 1/3
+
+
+def test_rabc_weights_every_sample_by_its_chunks_progress_clipped_to_0_1():
+    # Chunk progress 0.2, 0, -0.1 (clipped to 0), 0.2, 0.6, 0: w~ mean over all 6 = 1 / 6.
+    start = t([0.1, 0.2, 0.5, 0.0, 0.2, 0.9])
+    end = t([0.3, 0.2, 0.4, 0.2, 0.8, 0.9])
+    w, stats = RULES["rabc"](WeightInputs(
+        kind=KIND, episode_success=SUCCESS, intervention_window=WINDOW, learner_step=0,
+        ir_enabled=False, progress_start=start, progress_end=end))
+    torch.testing.assert_close(w, t([0.2, 0.0, 0.0, 0.2, 0.6, 0.0]) * 6.0)
+    assert stats["n_valid"] == 6  # the pre-intervention step is judged by progress too
+    assert stats["progress/no_progress_fraction"] == pytest.approx(0.5)

@@ -38,6 +38,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch.utils.tensorboard import SummaryWriter
 
 from habc.credit.labels import segment_ids
+from habc.envs.expert_phases import ExpertPhases
 from habc.envs.registry import check_train_seeds, eval_seeds, get_task, make_env, make_expert
 from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore, open_stores
@@ -56,8 +57,9 @@ from habc.rollout.operator import OperatorConfig, SimulatedOperator
 from habc.rollout.runner import run_episode
 from habc.weighting.rules import RULES, HabcRule, RecapRule, WeightingRule
 
-Method = Literal["sft", "dagger", "recap", "habc_v", "habc", "habc_ir", "hiors"]
-METHODS: tuple[str, ...] = ("sft", "dagger", "recap", "habc_v", "habc", "habc_ir", "hiors")
+Method = Literal["sft", "dagger", "recap", "habc_v", "habc", "habc_ir", "hiors", "rabc"]
+METHODS: tuple[str, ...] = ("sft", "dagger", "recap", "habc_v", "habc", "habc_ir", "hiors",
+                            "rabc")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class OnlineConfig:
     run_dir: Path
     """Output directory of this online run."""
     method: Method = "habc"
-    """Weighting rule / baseline: sft, dagger, recap, habc_v, habc, habc_ir, hiors."""
+    """Weighting rule / baseline: sft, dagger, recap, habc_v, habc, habc_ir, hiors, rabc."""
     demos: tuple[Path, ...] = ()
     """Demo datasets; default: the datasets recorded in the SFT checkpoint."""
     rounds: int = 3
@@ -248,8 +250,11 @@ def run_online(config: OnlineConfig, console: Console | None = None,
                             fps=make_env(task).fps, robot_type="sawyer")
 
     torch.manual_seed(config.seed)  # critic initialisation: independent of the process's past
-    learner = OnlineLearner(load_policy(v0), config.rule(), config.learner,
-                            t_max=config.max_steps or task.max_steps, method=config.method)
+    rule = config.rule()
+    phases = ExpertPhases(task) if rule.critic == "progress" else None
+    learner = OnlineLearner(load_policy(v0), rule, config.learner,
+                            t_max=config.max_steps or task.max_steps, method=config.method,
+                            num_stages=phases.num_stages if phases is not None else None)
     latest = run_dir / "learner" / "latest"
     if restore_checkpoint(latest):
         learner.load(latest)
@@ -298,13 +303,15 @@ def run_online(config: OnlineConfig, console: Console | None = None,
             if learner.round < r:
                 learner.ir_enabled = config.method == "habc_ir" and r > config.initial_rounds
                 stores = [*demos, rollouts_dir] if store.num_episodes else list(demos)
-                data = prepare_data(open_stores(stores), horizon=sft.config.chunk_horizon,
+                arrays = open_stores(stores)
+                data = prepare_data(arrays, horizon=sft.config.chunk_horizon,
                                     k=config.learner.advantage_horizon,
                                     naive=learner.rule.naive_credit,
                                     critic_use_demos=config.learner.critic.critic_use_demos,
                                     validation_every=config.learner.validation_every,
                                     imitate_failed_takeovers=(
-                                        config.learner.imitate_failed_takeovers))
+                                        config.learner.imitate_failed_takeovers),
+                                    stage=phases(arrays.state) if phases is not None else None)
                 train_stats = _train_round(learner, data, r, config, writer, latest, progress,
                                            task.name)
                 stats_path.parent.mkdir(parents=True, exist_ok=True)
@@ -382,10 +389,12 @@ def _train_round(learner: OnlineLearner, data: TrainingData, r: int, config: Onl
     learner.policy.eval()
     out = {k: sums[k] / counts[k] for k in sums}
     out["skipped_batches"] = sums.get("skipped_batch", 0.0)
+    heldout: dict[str, float] = {}
     if learner.critic is not None:
         heldout = learner.critic_heldout(data)
-        for key, value in heldout.items():
-            writer.add_scalar(key, value, learner.step)
-        out |= heldout
-    return out
+    elif learner.progress is not None:
+        heldout = learner.progress_heldout(data)
+    for key, value in heldout.items():
+        writer.add_scalar(key, value, learner.step)
+    return out | heldout
 

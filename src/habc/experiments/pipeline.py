@@ -50,7 +50,7 @@ class PipelineConfig:
     batch_size: int = 256
     """SFT batch size."""
     method: Method = "habc"
-    """Online method (sft, dagger, recap, habc_v, habc, habc_ir, hiors)."""
+    """Online method (sft, dagger, recap, habc_v, habc, habc_ir, hiors, rabc)."""
     rounds: int = 3
     """Online rounds after SFT (0: stop after evaluating SFT)."""
     rollouts_per_round: int = 20

@@ -42,6 +42,8 @@ from habc.learner.batches import gather_windows
 from habc.learner.optim_state import flatten_optimizer, restore_optimizer
 from habc.policy import flow_matching as fm
 from habc.policy.policy import FlowMatchingPolicy, load_policy
+from habc.progress.model import ProgressConfig, ProgressModel
+from habc.progress.targets import dense_progress, progress_mse, within_stage_progress
 from habc.weighting import advantages as adv
 from habc.weighting.rules import (
     HabcRule,
@@ -106,6 +108,8 @@ class LearnerConfig:
     its ~60 training episodes; docs/benchmarks.md). None: every step, as in the paper."""
     critic: CriticConfig = field(default_factory=CriticConfig)
     """Critic architecture and losses."""
+    progress: ProgressConfig = field(default_factory=ProgressConfig)
+    """Progress model of rabc."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 2 or self.advantage_horizon < 1:
@@ -157,15 +161,23 @@ class TrainingData:
     pools: dict[str, npt.NDArray[np.int64]]
     state_std: npt.NDArray[np.float32]
     """(S,) std of each state dimension over all frames (floored at 1e-3)."""
+    stage: npt.NDArray[np.int64] | None = None
+    """(N,) stage label of each frame (rabc's progress model), else None."""
+    within: npt.NDArray[np.float32] | None = None
+    """(N,) within-stage progress of each frame (with ``stage``), else None."""
 
 
 def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
                  critic_use_demos: bool, validation_every: int,
-                 imitate_failed_takeovers: bool = True) -> TrainingData:
+                 imitate_failed_takeovers: bool = True,
+                 stage: npt.NDArray[np.int64] | None = None) -> TrainingData:
     """Label frames (SPEC §2) and build the sampling pools.
 
     ``imitate_failed_takeovers=False`` leaves the frames of takeovers that ran to the end of a
     failed episode out of the actor's pools (``human``, ``rollout_imitable`` and ``accepted``).
+    ``stage`` (N,), the stage label of every frame, adds the progress model's targets (SPEC
+    §8) and its training pool ``progress``: the frames of successful episodes (demos included)
+    outside the held-out ones, the episodes whose time line is a path to success.
     """
     labels = assign_credit(arrays.controller, arrays.episode_starts, arrays.episode_ends,
                            arrays.source, arrays.success, naive=naive,
@@ -188,10 +200,15 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
     pools = {"demo": idx[is_demo], "rollout": idx[~is_demo],
              "rollout_imitable": idx[human | own_success], "human": idx[human & windows],
              "own_success": idx[own_success], "accepted": idx[accepted]}
+    within = None
+    if stage is not None:
+        within = within_stage_progress(stage, arrays.episode_starts)
+        pools["progress"] = idx[labels.episode_success & ~validation]
     return TrainingData(arrays=arrays, labels=labels, next1=np.minimum(idx + 1, last),
                         nextk=np.minimum(idx + k, last), nextk_exists=idx + k <= last, last=last,
                         intervention_window=windows, validation=validation, pools=pools,
-                        state_std=np.maximum(arrays.state.std(0), 1e-3).astype(np.float32))
+                        state_std=np.maximum(arrays.state.std(0), 1e-3).astype(np.float32),
+                        stage=stage, within=within)
 
 
 def perturb_states(states: Tensor, std: Tensor, sigma: float,
@@ -222,7 +239,8 @@ class OnlineLearner:
     """Actor + critic(s) + optimisers + running statistics of one online run."""
 
     def __init__(self, policy: FlowMatchingPolicy, rule: WeightingRule, config: LearnerConfig,
-                 *, t_max: int, method: str) -> None:
+                 *, t_max: int, method: str, num_stages: int | None = None) -> None:
+        """``num_stages``: K of the task's stage labels, needed by a rule on the progress model."""
         self.policy = policy
         self.rule = rule
         self.config = config
@@ -240,14 +258,22 @@ class OnlineLearner:
         normalizer = copy.deepcopy(policy.normalizer)
         self.critic: DualHeadCritic | None = None
         self.value: DistributionalValue | None = None
+        self.progress: ProgressModel | None = None
         params: list[torch.nn.Parameter] = []
+        lr = cc.lr
         if rule.critic == "dual":
             self.critic = DualHeadCritic(policy.state_dim, cc, normalizer)
             params = list(self.critic.parameters())
         elif rule.critic == "distributional":
             self.value = DistributionalValue(policy.state_dim, cc, normalizer)
             params = list(self.value.parameters())
-        self.critic_opt = torch.optim.AdamW(params, lr=cc.lr, weight_decay=config.weight_decay,
+        elif rule.critic == "progress":
+            if num_stages is None:
+                raise ConfigError(f"{method} needs the task's stage labels (num_stages)")
+            self.progress = ProgressModel(policy.state_dim, (num_stages,), config.progress,
+                                          normalizer)
+            params, lr = list(self.progress.parameters()), config.progress.lr
+        self.critic_opt = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay,
                                             fused=True) \
             if params else None
         net = self.critic if self.critic is not None else self.value
@@ -309,6 +335,12 @@ class OnlineLearner:
         if self.critic is not None:
             inputs = WeightInputs(**{**inputs.__dict__,
                                      "habc": self._habc_signals(data, anchors, s_t, kind)})
+        elif self.progress is not None:
+            if train_critic:
+                stats |= self._progress_step(data, rng)
+            start, end = self._progress_estimates(data, anchors)
+            inputs = WeightInputs(**{**inputs.__dict__, "progress_start": start,
+                                     "progress_end": end})
         elif self.value is not None:
             if train_critic:
                 stats |= self._value_step(data, anchors, s_t)
@@ -438,6 +470,59 @@ class OnlineLearner:
                            scale_v=self.scale_v.update(a_v[scored]),
                            scale_e=self.scale_e.update(a_e[scored]))
 
+    def _progress_step(self, data: TrainingData, rng: np.random.Generator) -> dict[str, float]:
+        """One step of the progress model on frames of successful episodes (SPEC §8)."""
+        assert self.progress is not None and self.critic_opt is not None
+        assert data.stage is not None and data.within is not None
+        pool = data.pools["progress"]
+        if len(pool) == 0:
+            return {}
+        idx = rng.choice(pool, size=self.config.batch_size)
+        task = torch.zeros(len(idx), dtype=torch.int64)
+        losses = self.progress.per_sample_loss(
+            torch.from_numpy(data.arrays.state[idx]), task, torch.from_numpy(data.stage[idx]),
+            torch.from_numpy(data.within[idx]), self.config.progress.within_loss_weight)
+        loss = losses.mean()
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.progress.parameters(), self.config.grad_clip)
+        self.critic_opt.step()
+        return {"progress/loss": loss.item()}
+
+    def _progress_estimates(self, data: TrainingData, anchors: npt.NDArray[np.int64]) \
+            -> tuple[Tensor, Tensor]:
+        """Estimated progress (B,) at each anchor and after its chunk.
+
+        "After" is H steps on, or the episode's last frame if that comes first.
+        """
+        assert self.progress is not None
+        end = np.minimum(anchors + self.policy.config.chunk_horizon, data.last[anchors])
+        states = torch.from_numpy(data.arrays.state[np.concatenate([anchors, end])])
+        with torch.no_grad():
+            p = self.progress.progress(states, torch.zeros(len(states), dtype=torch.int64))
+        start, after = p.chunk(2)
+        return start, after
+
+    def progress_heldout(self, data: TrainingData) -> dict[str, float]:
+        """Progress MSE against ground truth, SPEC §8's quality metric.
+
+        Measured on the held-out successful episodes' frames and on the training pool; empty
+        without held-out successes.
+        """
+        assert self.progress is not None and data.stage is not None and data.within is not None
+        held = np.flatnonzero(data.validation & data.labels.episode_success)
+        if len(held) == 0:
+            return {}
+        k = self.progress.num_stages[0]
+        stats = {"progress/heldout_frames": float(len(held))}
+        for name, idx in (("heldout", held), ("train", data.pools["progress"])):
+            with torch.no_grad():
+                p = self.progress.progress(torch.from_numpy(data.arrays.state[idx]),
+                                           torch.zeros(len(idx), dtype=torch.int64))
+            truth = dense_progress(data.stage[idx], data.within[idx], k)
+            stats[f"progress/{name}_mse"] = progress_mse(p, truth)
+        return stats
+
     def _recap_terms(self, data: TrainingData, anchors: npt.NDArray[np.int64]) \
             -> tuple[Tensor, Tensor]:
         c_fail = self.config.critic.c_fail if self.config.critic.c_fail is not None \
@@ -489,6 +574,13 @@ class OnlineLearner:
         self.recap_threshold = float(torch.quantile(residual, self.rule.pass_quantile))
 
     # ------------------------------------------------------------------------- save / load
+    def _trained_net(self) -> torch.nn.Module | None:
+        """The network the learner trains beside the actor (critic, value or progress)."""
+        for net in (self.critic, self.value, self.progress):
+            if net is not None:
+                return net
+        return None
+
     def save(self, directory: Path, **meta: Any) -> None:
         """Write policy, critic, optimisers and counters into ``directory``.
 
@@ -501,10 +593,12 @@ class OnlineLearner:
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         self.policy.save(directory / POLICY_DIR, **meta)
-        net = self.critic if self.critic is not None else self.value
-        if net is not None and self.target is not None:
+        net = self._trained_net()
+        if net is not None:
             tensors = {f"net.{k}": v.contiguous() for k, v in net.state_dict().items()}
-            tensors |= {f"target.{k}": v.contiguous() for k, v in self.target.state_dict().items()}
+            if self.target is not None:
+                tensors |= {f"target.{k}": v.contiguous()
+                            for k, v in self.target.state_dict().items()}
             save_file(tensors, str(directory / CRITIC_FILE))
         opt = flatten_optimizer("actor", self.actor_opt)
         if self.critic_opt is not None:
@@ -527,12 +621,13 @@ class OnlineLearner:
         policy = load_policy(directory / POLICY_DIR)
         self.policy.load_state_dict(policy.state_dict())
         self.policy.meta = policy.meta
-        net = self.critic if self.critic is not None else self.value
-        if net is not None and self.target is not None:
+        net = self._trained_net()
+        if net is not None:
             tensors = load_file(str(directory / CRITIC_FILE))
             net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-            self.target.load_state_dict({k[7:]: v for k, v in tensors.items()
-                                         if k.startswith("target.")})
+            if self.target is not None:
+                self.target.load_state_dict({k[7:]: v for k, v in tensors.items()
+                                             if k.startswith("target.")})
         opt = load_file(str(directory / OPTIM_FILE))
         restore_optimizer("actor", self.actor_opt, opt)
         if self.critic_opt is not None:

@@ -16,7 +16,12 @@ from torch import Tensor
 
 from habc.credit.labels import FrameKind
 from habc.errors import ConfigError
+from habc.progress.targets import chunk_progress_weight
 from habc.weighting import advantages as adv
+
+Critic = Literal["none", "dual", "distributional", "progress"]
+"""What a rule needs the learner to train: nothing, the dual-head critic, recap's distributional
+value, or the progress model."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class WeightInputs:
         habc: critic signals for advantage-weighted rules, else None.
         td_residual: (B,) recap's TD residuals, else None.
         recap_threshold: recap's pass threshold epsilon, else None.
+        progress_start: (B,) estimated progress at each chunk's first step (rabc), else None.
+        progress_end: (B,) estimated progress after each chunk (rabc), else None.
     """
 
     kind: Tensor
@@ -53,13 +60,15 @@ class WeightInputs:
     habc: HabcSignals | None = None
     td_residual: Tensor | None = None
     recap_threshold: float | None = None
+    progress_start: Tensor | None = None
+    progress_end: Tensor | None = None
 
 
 class WeightingRule(Protocol):
     """A weighting rule: pre-normalisation weights, normalised over valid samples."""
 
     @property
-    def critic(self) -> Literal["none", "dual", "distributional"]:
+    def critic(self) -> Critic:
         """Which critic the rule needs."""
         ...
 
@@ -105,7 +114,7 @@ class ImitationRule:
 
     include_human: bool = False
     """Also imitate human (intervention) steps: the DAgger rule."""
-    critic: Literal["none", "dual", "distributional"] = "none"
+    critic: Critic = "none"
     naive_credit: bool = False
 
     def __call__(self, inputs: WeightInputs) -> tuple[Tensor, dict[str, float]]:
@@ -122,7 +131,7 @@ class RecapRule:
 
     pass_quantile: float = 0.7
     """Epsilon is this quantile of the TD residuals on held-out validation episodes."""
-    critic: Literal["none", "dual", "distributional"] = "distributional"
+    critic: Critic = "distributional"
     naive_credit: bool = True
 
     def __post_init__(self) -> None:
@@ -151,7 +160,7 @@ class RejectionRule:
     model; with none, the weight is uniform.
     """
 
-    critic: Literal["none", "dual", "distributional"] = "none"
+    critic: Critic = "none"
     naive_credit: bool = False
 
     def __call__(self, inputs: WeightInputs) -> tuple[Tensor, dict[str, float]]:
@@ -159,6 +168,28 @@ class RejectionRule:
         kind = inputs.kind
         keep = (kind == FrameKind.DEMO) | (kind == FrameKind.HUMAN) | inputs.episode_success
         return _finish(keep.float(), torch.ones_like(keep), inputs, {})
+
+
+@dataclass(frozen=True)
+class ProgressRule:
+    """``rabc`` (SPIRAL-style): every sample weighted by the progress its chunk makes.
+
+    ``w~ = clip(p(o_{t+H}) - p(o_t), 0, 1)`` with the progress model's estimate p, on demos,
+    operator steps and policy steps alike (failed rollouts included: the dense reward, not the
+    outcome, judges them).
+    """
+
+    critic: Critic = "progress"
+    naive_credit: bool = False
+
+    def __call__(self, inputs: WeightInputs) -> tuple[Tensor, dict[str, float]]:
+        """Weights and stats (mean chunk progress, share of chunks that make none)."""
+        if inputs.progress_start is None or inputs.progress_end is None:
+            raise RuntimeError("rabc needs progress estimates")
+        w_tilde = chunk_progress_weight(inputs.progress_start, inputs.progress_end)
+        stats = {"progress/chunk_delta_mean": float(w_tilde.mean()),
+                 "progress/no_progress_fraction": float((w_tilde == 0).float().mean())}
+        return _finish(w_tilde, torch.ones_like(inputs.kind, dtype=torch.bool), inputs, stats)
 
 
 @dataclass(frozen=True)
@@ -181,7 +212,7 @@ class HabcRule:
     """Failed rollout samples: 0 (default), the HABC weight, or the HABC weight where A > 0."""
     warmup_steps: int = 2000
     """Learner steps (per run) during which every HABC weight is replaced by 1."""
-    critic: Literal["none", "dual", "distributional"] = "dual"
+    critic: Critic = "dual"
     naive_credit: bool = False
 
     def __post_init__(self) -> None:
@@ -245,6 +276,7 @@ RULES: dict[str, WeightingRule] = {
     "habc": HabcRule(),
     "habc_ir": HabcRule(),
     "hiors": RejectionRule(),
+    "rabc": ProgressRule(),
 }
 """Default rule of every method, by name. ``habc_ir`` differs from ``habc`` only in that the
 online loop switches intervention reweighting on after the initial phase."""

@@ -1,0 +1,1 @@
+"""Stage-aware dense progress reward model (SPEC §8) for the ``rabc`` method."""
