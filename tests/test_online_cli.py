@@ -95,15 +95,17 @@ def test_rabc_round_trains_the_progress_model_and_scores_it_on_held_out_successe
     run = tmp_path / "rabc"
     assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
                  "--method", "rabc", "--rounds", "1", *TINY_ONLINE,
-                 "--learner.validation-every", "2", "--learner.progress.hidden-dim", "16"]) == 0
+                 "--learner.validation-every", "2", "--learner.progress.hidden-dim", "16",
+                 "--learner.progress.pretrain-steps", "5"]) == 0
     train = json.loads((run / "rounds/round_001.json").read_text())["train"]
     arrays = EpisodeStore.open(run / "rollouts").read()
     held_out_success = arrays.success[1]  # the 2nd of 3 rollouts is held out
     assert train["progress/loss"] > 0.0
     assert 0.0 <= train["progress/chunk_delta_mean"] <= 1.0
     assert ("progress/heldout_mse" in train) == held_out_success
+    assert train["progress/loss_pretrain"] > 0.0
     optim = load_file(str(run / "learner/latest/optimizers.safetensors"))
-    assert optim["critic.0.step"].item() == 8  # the progress model trained every step
+    assert optim["critic.0.step"].item() == 5 + 8  # pre-training, then every learner step
 
 
 def test_more_rounds_continue_without_duplicating(sft_checkpoint, tmp_path):

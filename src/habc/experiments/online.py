@@ -370,6 +370,9 @@ def _train_round(learner: OnlineLearner, data: TrainingData, r: int, config: Onl
                             completed=config.steps_per_round - (end - learner.step),
                             name=f"round {r} {config.method}", info="")
     learner.policy.train()
+    pretrain: dict[str, float] = {}
+    if learner.progress is not None and learner.step == end - config.steps_per_round:
+        pretrain = learner.pretrain_progress(data, rng)  # not again on a resume mid-round
     while learner.step < end:
         stats = learner.update(data, rng, generator, train_critic=learner.step < critic_end)
         for key, value in stats.items():
@@ -387,7 +390,7 @@ def _train_round(learner: OnlineLearner, data: TrainingData, r: int, config: Onl
         progress.advance(bar)
     progress.remove_task(bar)
     learner.policy.eval()
-    out = {k: sums[k] / counts[k] for k in sums}
+    out = {k: sums[k] / counts[k] for k in sums} | pretrain
     out["skipped_batches"] = sums.get("skipped_batch", 0.0)
     heldout: dict[str, float] = {}
     if learner.critic is not None:

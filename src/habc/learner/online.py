@@ -470,6 +470,13 @@ class OnlineLearner:
                            scale_v=self.scale_v.update(a_v[scored]),
                            scale_e=self.scale_e.update(a_e[scored]))
 
+    def pretrain_progress(self, data: TrainingData, rng: np.random.Generator) -> dict[str, float]:
+        """``progress.pretrain_steps`` steps of the progress model alone; the last step's stats."""
+        stats: dict[str, float] = {}
+        for _ in range(self.config.progress.pretrain_steps):
+            stats = self._progress_step(data, rng)
+        return {f"{k}_pretrain": v for k, v in stats.items()}
+
     def _progress_step(self, data: TrainingData, rng: np.random.Generator) -> dict[str, float]:
         """One step of the progress model on frames of successful episodes (SPEC §8)."""
         assert self.progress is not None and self.critic_opt is not None

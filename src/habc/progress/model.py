@@ -30,10 +30,13 @@ class ProgressConfig:
     """AdamW learning rate."""
     within_loss_weight: float = 1.0
     """Weight of the within-stage regression loss next to the stage cross-entropy."""
+    pretrain_steps: int = 1000
+    """Steps the model trains on a round's data before that round's first actor step, so that
+    an untrained model never weights the actor (then one step per learner step, as the critic)."""
 
     def __post_init__(self) -> None:
-        if self.hidden_dim < 1 or self.num_experts < 1:
-            raise ConfigError("progress hidden_dim and num_experts must be >= 1")
+        if self.hidden_dim < 1 or self.num_experts < 1 or self.pretrain_steps < 0:
+            raise ConfigError("progress hidden_dim, num_experts >= 1 and pretrain_steps >= 0")
         if self.lr <= 0 or self.within_loss_weight < 0:
             raise ConfigError("progress lr > 0 and within_loss_weight >= 0")
 
