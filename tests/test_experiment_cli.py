@@ -254,6 +254,17 @@ def test_failed_takeovers_are_left_out_for_the_imitating_methods_only(tmp_path):
         ExperimentSpec(name="t", tasks=(("reach", 2),), imitate_failed_takeovers=False)
 
 
+def test_hiors_reward_reaches_the_hiors_runs(tmp_path):
+    spec = ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]],
+                                     "hiors_reward": "progress"})
+    assert _online_config(spec, tmp_path, "hiors", tmp_path / "h", 3, 0).rule().critic \
+        == "progress"
+    plain = ExperimentSpec(name="t", tasks=(("reach", 2),))
+    assert _online_config(plain, tmp_path, "hiors", tmp_path / "h", 3, 0).rule().critic == "none"
+    with pytest.raises(ConfigError, match="hiors_reward"):
+        ExperimentSpec(name="t", tasks=(("reach", 2),), hiors_reward="ppo")  # type: ignore[arg-type]
+
+
 def test_jobs_run_after_their_dependencies_later_stages_first(tmp_path):
     spec = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1),
                           step1_methods=("dagger", "habc"), step2_methods=("habc_ir",))

@@ -108,6 +108,15 @@ def test_rabc_round_trains_the_progress_model_and_scores_it_on_held_out_successe
     assert optim["critic.0.step"].item() == 5 + 8  # pre-training, then every learner step
 
 
+def test_hiors_with_the_progress_reward_runs_from_the_cli(sft_checkpoint, tmp_path):
+    run = tmp_path / "hiors"
+    assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
+                 "--method", "hiors", "--hiors.reward", "progress", "--rounds", "1",
+                 *TINY_ONLINE, "--learner.progress.pretrain-steps", "2"]) == 0
+    train = json.loads((run / "rounds/round_001.json").read_text())["train"]
+    assert train["progress/loss"] > 0.0 and "progress/no_progress_fraction" in train
+
+
 def test_more_rounds_continue_without_duplicating(sft_checkpoint, tmp_path):
     args = ["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(tmp_path),
             "--method", "habc", *TINY_ONLINE]

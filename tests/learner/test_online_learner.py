@@ -21,7 +21,7 @@ from habc.learner.online import (
 from habc.policy.config import PolicyConfig
 from habc.policy.policy import FlowMatchingPolicy
 from habc.weighting import advantages as adv
-from habc.weighting.rules import RULES, HabcRule
+from habc.weighting.rules import RULES, HabcRule, RejectionRule
 from tests.conftest import make_episode
 
 SMALL = PolicyConfig(chunk_horizon=5, exec_horizon=2, hidden_dim=32, num_blocks=1,
@@ -150,6 +150,15 @@ def test_rabc_trains_its_progress_model_on_successful_episodes_outside_the_held_
     held_frames = staged.validation & staged.labels.episode_success
     assert held["progress/heldout_frames"] == held_frames.sum() > 0
     assert 0.0 <= held["progress/heldout_mse"] <= 1.0
+
+
+def test_hiors_with_a_reward_model_trains_it_and_draws_accepted_frames(data):
+    staged = with_stages(data)
+    learner = OnlineLearner(policy(staged), RejectionRule(reward="progress"), CONFIG, t_max=20,
+                            method="hiors", num_stages=2)
+    assert learner.progress is not None and learner.shares()["accepted"] > 0
+    stats = learner.update(staged, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    assert "progress/loss" in stats and "progress/no_progress_fraction" in stats
 
 
 def test_rabc_needs_the_stage_count():

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from habc.credit.labels import FrameKind
-from habc.weighting.rules import RULES, HabcRule, HabcSignals, RecapRule, WeightInputs
+from habc.weighting.rules import (
+    RULES,
+    HabcRule,
+    HabcSignals,
+    RecapRule,
+    RejectionRule,
+    WeightInputs,
+)
 
 K = FrameKind
 t = torch.tensor
@@ -142,3 +149,18 @@ def test_rabc_weights_every_sample_by_its_chunks_progress_clipped_to_0_1():
     torch.testing.assert_close(w, t([0.2, 0.0, 0.0, 0.2, 0.6, 0.0]) * 6.0)
     assert stats["n_valid"] == 6  # the pre-intervention step is judged by progress too
     assert stats["progress/no_progress_fraction"] == pytest.approx(0.5)
+
+
+def test_hiors_with_a_reward_model_weights_the_kept_samples_by_their_chunks_progress():
+    # Kept: demo, autonomous success, pre-intervention (its episode succeeded), human, suffix;
+    # the failed autonomous step is rejected whatever its progress. Progress 0.2, 0.4, 0.6,
+    # 0.0, 0.3, 0.1 -> w~ 0.2, 0.4, 0, 0, 0.3, 0.1; mean over 6 = 1 / 6.
+    start = t([0.0, 0.0, 0.0, 0.5, 0.0, 0.0])
+    end = t([0.2, 0.4, 0.6, 0.4, 0.3, 0.1])
+    rule = RejectionRule(reward="progress")
+    assert rule.critic == "progress" and RULES["hiors"].critic == "none"
+    w, stats = rule(WeightInputs(
+        kind=KIND, episode_success=SUCCESS, intervention_window=WINDOW, learner_step=0,
+        ir_enabled=False, progress_start=start, progress_end=end))
+    torch.testing.assert_close(w, t([0.2, 0.4, 0.0, 0.0, 0.3, 0.1]) * 6.0)
+    assert stats["progress/no_progress_fraction"] == pytest.approx(2 / 6)

@@ -42,7 +42,7 @@ from habc.learner.sft import TrainConfig, train_sft
 from habc.policy.config import PolicyConfig
 from habc.rollout.collect import CollectConfig, collect_demos
 from habc.rollout.operator import OperatorConfig
-from habc.weighting.rules import HabcRule
+from habc.weighting.rules import HabcRule, RejectionRule
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class ExperimentSpec:
     critic_steps_per_round: int | None = None
     """Learner steps per round in which the dual-head methods train their critic (see
     LearnerConfig; None: every step). Recap's value critic always trains every step."""
+    hiors_reward: Literal["none", "progress"] = "none"
+    """What weights hiors's kept samples: nothing, or rabc's progress model (see RejectionRule)."""
     late_rounds: int = 3
     """The results also average each run's success over its last this-many rounds (at most
     its step's own rounds): a view less sensitive to one checkpoint's luck. The targets are
@@ -108,6 +110,8 @@ class ExperimentSpec:
         if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
             raise ConfigError("imitate_failed_takeovers=false needs actor_batches 'weighted'")
         self.habc_rule()  # the rule checks beta and warmup_steps itself
+        if self.hiors_reward not in ("none", "progress"):
+            raise ConfigError("hiors_reward must be 'none' or 'progress'")
         if self.eval_seed_offset < 0:
             raise ConfigError("eval_seed_offset must be >= 0 (0: the reported block)")
         if self.critic_steps_per_round is not None and self.critic_steps_per_round < 1:
@@ -251,7 +255,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
             critic_steps_per_round=spec.critic_steps_per_round if habc else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers
             or not (habc or method in OWN_POOL_METHODS)),
-        habc=spec.habc_rule())
+        habc=spec.habc_rule(), hiors=RejectionRule(reward=spec.hiors_reward))
 
 
 def online_job(spec: ExperimentSpec, out: Path, task: str, seed: int, method: str,

@@ -55,7 +55,7 @@ from habc.policy.policy import load_policy
 from habc.rollout.actors import PolicyActor
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
 from habc.rollout.runner import run_episode
-from habc.weighting.rules import RULES, HabcRule, RecapRule, WeightingRule
+from habc.weighting.rules import RULES, HabcRule, RecapRule, RejectionRule, WeightingRule
 
 Method = Literal["sft", "dagger", "recap", "habc_v", "habc", "habc_ir", "hiors", "rabc"]
 METHODS: tuple[str, ...] = ("sft", "dagger", "recap", "habc_v", "habc", "habc_ir", "hiors",
@@ -111,6 +111,8 @@ class OnlineConfig:
     scaled with the round length (SPEC default 2000 at the paper's 6k steps per round)."""
     recap: RecapRule = field(default_factory=RecapRule)
     """Recap rule options."""
+    hiors: RejectionRule = field(default_factory=RejectionRule)
+    """Hi-ORS rule options."""
 
     def __post_init__(self) -> None:
         for name in ("rounds", "rollouts_per_round", "steps_per_round", "eval_trials",
@@ -132,6 +134,8 @@ class OnlineConfig:
             return dataclasses.replace(self.habc, gate="zero")
         if self.method == "recap":
             return self.recap
+        if self.method == "hiors":
+            return self.hiors
         return RULES[self.method]
 
     def round_seeds(self, r: int) -> list[int]:

@@ -152,22 +152,36 @@ class RecapRule:
 
 @dataclass(frozen=True)
 class RejectionRule:
-    """``hiors`` (Hi-ORS without a reward model): episode-level rejection sampling.
+    """``hiors`` (Hi-ORS): episode-level rejection sampling, then reward-weighted imitation.
 
-    Demos and the operator's steps w = 1; every policy step of a successful rollout episode
-    w = 1 (the episode is accepted whole, the steps before a takeover included); every policy
-    step of a failed episode w = 0 (rejected). Hi-ORS weights the accepted steps by a reward
-    model; with none, the weight is uniform.
+    Demos and the operator's steps are kept; every policy step of a successful rollout episode
+    is kept (the episode is accepted whole, the steps before a takeover included); every policy
+    step of a failed episode gets w = 0 (rejected). A kept sample's weight is 1 with
+    ``reward="none"``, or with ``reward="progress"`` the progress its chunk makes under the
+    progress model, ``clip(p(o_{t+H}) - p(o_t), 0, 1)`` (Hi-ORS weights by a reward model).
     """
 
-    critic: Critic = "none"
+    reward: Literal["none", "progress"] = "none"
+    """What weights the kept samples: nothing (w = 1) or the progress model's chunk progress."""
     naive_credit: bool = False
+
+    @property
+    def critic(self) -> Critic:
+        """The progress model with ``reward="progress"``, else nothing."""
+        return "progress" if self.reward == "progress" else "none"
 
     def __call__(self, inputs: WeightInputs) -> tuple[Tensor, dict[str, float]]:
         """Weights and stats."""
         kind = inputs.kind
-        keep = (kind == FrameKind.DEMO) | (kind == FrameKind.HUMAN) | inputs.episode_success
-        return _finish(keep.float(), torch.ones_like(keep), inputs, {})
+        keep = ((kind == FrameKind.DEMO) | (kind == FrameKind.HUMAN)
+                | inputs.episode_success).float()
+        stats: dict[str, float] = {}
+        if self.reward == "progress":
+            if inputs.progress_start is None or inputs.progress_end is None:
+                raise RuntimeError("hiors with reward='progress' needs progress estimates")
+            keep = keep * chunk_progress_weight(inputs.progress_start, inputs.progress_end)
+            stats["progress/no_progress_fraction"] = float((keep == 0).float().mean())
+        return _finish(keep, torch.ones_like(kind, dtype=torch.bool), inputs, stats)
 
 
 @dataclass(frozen=True)
