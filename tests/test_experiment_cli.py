@@ -265,6 +265,16 @@ def test_hiors_reward_reaches_the_hiors_runs(tmp_path):
         ExperimentSpec(name="t", tasks=(("reach", 2),), hiors_reward="ppo")  # type: ignore[arg-type]
 
 
+def test_online_mode_reaches_every_rollout_method_and_sft_stays_in_rounds(tmp_path):
+    spec = ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]],
+                                     "online_mode": "async"})
+    for method, mode in (("sft", "sync"), ("dagger", "async"), ("hiors", "async"),
+                         ("habc", "async")):
+        assert _online_config(spec, tmp_path, method, tmp_path / method, 3, 0).mode == mode
+    with pytest.raises(ConfigError, match="online_mode"):
+        ExperimentSpec(name="t", tasks=(("reach", 2),), online_mode="later")  # type: ignore[arg-type]
+
+
 def test_jobs_run_after_their_dependencies_later_stages_first(tmp_path):
     spec = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1),
                           step1_methods=("dagger", "habc"), step2_methods=("habc_ir",))

@@ -7,13 +7,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from safetensors.torch import load_file
 
 from habc.cli import main
 from habc.episodes.store import EpisodeStore
 from habc.errors import ConfigError
-from habc.experiments.online import OnlineConfig
+from habc.experiments.online import OnlineConfig, async_allowed_steps, newest_policy_version
 
 TINY_POLICY = ["--policy.hidden-dim", "32", "--policy.num-blocks", "1",
                "--policy.chunk-horizon", "4", "--policy.exec-horizon", "2",
@@ -115,6 +116,42 @@ def test_hiors_with_the_progress_reward_runs_from_the_cli(sft_checkpoint, tmp_pa
                  *TINY_ONLINE, "--learner.progress.pretrain-steps", "2"]) == 0
     train = json.loads((run / "rounds/round_001.json").read_text())["train"]
     assert train["progress/loss"] > 0.0 and "progress/no_progress_fraction" in train
+
+
+def test_async_learner_is_held_to_the_sync_budgets_steps_per_episode(tmp_path):
+    config = OnlineConfig(sft_checkpoint=tmp_path, run_dir=tmp_path, rollouts_per_round=20,
+                          steps_per_round=1000)
+    # 50 steps per episode: 7 episodes allow 350 steps; round 1's 1000 need all 20 episodes.
+    assert [async_allowed_steps(n, config) for n in (0, 7, 20, 21)] == [0, 350, 1000, 1050]
+    with pytest.raises(ConfigError, match="async"):
+        OnlineConfig(sft_checkpoint=tmp_path, run_dir=tmp_path, method="sft", mode="async")
+
+
+def test_rollout_workers_follow_the_newest_complete_policy(tmp_path):
+    assert newest_policy_version(tmp_path / "policies") == -1
+    for name in ("v000", "v001", ".v002.tmp"):  # a save in progress is a hidden .tmp directory
+        (tmp_path / "policies" / name).mkdir(parents=True)
+    (tmp_path / "policies" / "v003").write_text("not a directory")
+    assert newest_policy_version(tmp_path / "policies") == 1
+
+
+def test_async_rounds_collect_each_seed_once_with_the_newest_policy(sft_checkpoint, tmp_path):
+    args = ["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(tmp_path),
+            "--method", "habc", "--mode", "async", *TINY_ONLINE, "--async-refresh-every", "3"]
+    assert main([*args, "--rounds", "1"]) == 0
+    assert main([*args, "--rounds", "2"]) == 0  # continues: round 2's seeds, round 2's steps
+    arrays = EpisodeStore.open(tmp_path / "rollouts").read()
+    assert sorted(arrays.seed.tolist()) == list(range(10_000, 10_006))
+    version = np.maximum.reduceat(arrays.policy_version, arrays.episode_starts)
+    round1 = arrays.seed < 10_003
+    assert set(version[round1].tolist()) <= {-1, 0}  # v1 needs all of round 1's episodes
+    assert set(version[~round1].tolist()) <= {-1, 0, 1}
+    r1 = json.loads((tmp_path / "rounds/round_001.json").read_text())
+    r2 = json.loads((tmp_path / "rounds/round_002.json").read_text())
+    assert r1["learner_step"] == 8 and r2["learner_step"] == 16
+    assert sum(r2["rollouts"]["episodes_by_policy_version"].values()) == 3
+    assert r2["wall_s"]["collect_and_train_s"] > 0 and "actor/loss" in r2["train"]
+    assert (tmp_path / "policies/v002/model.safetensors").exists()
 
 
 def test_more_rounds_continue_without_duplicating(sft_checkpoint, tmp_path):

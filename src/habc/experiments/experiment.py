@@ -78,6 +78,9 @@ class ExperimentSpec:
     critic_steps_per_round: int | None = None
     """Learner steps per round in which the dual-head methods train their critic (see
     LearnerConfig; None: every step). Recap's value critic always trains every step."""
+    online_mode: Literal["sync", "async"] = "sync"
+    """Online runs in synchronous rounds or with Hi-ORS's asynchronous actor/learner (see
+    OnlineConfig.mode); sft always runs in rounds."""
     hiors_reward: Literal["none", "progress"] = "none"
     """What weights hiors's kept samples: nothing, or rabc's progress model (see RejectionRule)."""
     late_rounds: int = 3
@@ -110,6 +113,8 @@ class ExperimentSpec:
         if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
             raise ConfigError("imitate_failed_takeovers=false needs actor_batches 'weighted'")
         self.habc_rule()  # the rule checks beta and warmup_steps itself
+        if self.online_mode not in ("sync", "async"):
+            raise ConfigError("online_mode must be 'sync' or 'async'")
         if self.hiors_reward not in ("none", "progress"):
             raise ConfigError("hiors_reward must be 'none' or 'progress'")
         if self.eval_seed_offset < 0:
@@ -245,6 +250,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
     return OnlineConfig(
         sft_checkpoint=cell / "sft" / "checkpoints" / "last", run_dir=run_dir,
         method=method,  # type: ignore[arg-type]
+        mode=spec.online_mode if method != "sft" else "sync",
         rounds=rounds, initial_rounds=spec.step1_rounds,
         rollouts_per_round=spec.rollouts_per_round, steps_per_round=spec.steps_per_round,
         eval_trials=spec.eval_trials, eval_seed_offset=spec.eval_seed_offset, workers=1,

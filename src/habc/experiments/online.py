@@ -13,7 +13,11 @@ Run directory::
 
 The boundary between rollouts and learner is the store plus versioned policy directories:
 rollout workers only read ``policies/vRRR`` and write tagged episodes; the learner only reads
-the store. An asynchronous mode can run both sides concurrently without changing either.
+the store. ``mode="async"`` (Hi-ORS's asynchronous actor/learner) runs both sides at once:
+rollout workers collect every round's seeds back to back, each episode with the newest published
+policy, while the learner trains on the store as it grows, held to the synchronous budget's
+ratio of learner steps per collected episode, and publishes ``policies/vRRR`` at the end of each
+round's steps. The policies are evaluated afterwards, as in synchronous rounds.
 
 Killing the process at any point and re-running the same command resumes: episodes already in
 the store are not collected again, training continues from ``learner/latest``, and finished
@@ -23,10 +27,13 @@ rounds are skipped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import multiprocessing as mp
+import re
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -76,6 +83,12 @@ class OnlineConfig:
     """Demo datasets; default: the datasets recorded in the SFT checkpoint."""
     rounds: int = 3
     """Online rounds to run (in total, counting rounds already done)."""
+    mode: Literal["sync", "async"] = "sync"
+    """``sync``: collect a round with the last policy, then train on it. ``async`` (Hi-ORS):
+    rollouts and training run at once; the learner does at most ``steps_per_round /
+    rollouts_per_round`` steps per collected episode, so the budgets stay equal."""
+    async_refresh_every: int = 100
+    """async: re-read the store for newly collected episodes every this many learner steps."""
     initial_rounds: int = 3
     """Rounds of the initial phase; habc_ir turns intervention reweighting on after them."""
     rollouts_per_round: int = 20
@@ -116,7 +129,8 @@ class OnlineConfig:
 
     def __post_init__(self) -> None:
         for name in ("rounds", "rollouts_per_round", "steps_per_round", "eval_trials",
-                     "workers", "ckpt_every", "log_every", "num_threads"):
+                     "workers", "ckpt_every", "log_every", "num_threads",
+                     "async_refresh_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
@@ -125,6 +139,10 @@ class OnlineConfig:
             raise ConfigError("initial_rounds and eval_seed_offset must be >= 0")
         last = self.rollout_seed_base + self.rounds * self.rollouts_per_round - 1
         check_train_seeds([self.rollout_seed_base, last])
+        if self.mode == "async" and self.method == "sft":
+            raise ConfigError("sft collects no rollouts; async mode needs a rollout method")
+        if self.mode not in ("sync", "async"):
+            raise ConfigError("mode must be 'sync' or 'async'")
 
     def rule(self) -> WeightingRule:
         """The weighting rule of ``method``."""
@@ -171,6 +189,38 @@ def _rollout(env_seed: int) -> Episode:
                        operator=operator)
 
 
+def newest_policy_version(policies: Path) -> int:
+    """Highest ``vRRR`` under ``policies`` (policy saves are atomic renames), -1 if none."""
+    versions = [int(m.group(1)) for p in policies.iterdir()
+                if (m := re.fullmatch(r"v(\d{3})", p.name)) and p.is_dir()] \
+        if policies.exists() else []
+    return max(versions, default=-1)
+
+
+def _init_async_worker(run_dir: Path, task: str, operator: OperatorConfig, seed: int,
+                       max_steps: int | None) -> None:
+    _init_rollout_worker(_policy_dir(run_dir, 0), task, operator, seed, max_steps)
+    _WORKER["run_dir"] = run_dir
+
+
+def _rollout_newest(env_seed: int) -> Episode:
+    """One rollout with the newest published policy (loaded when a newer one appears)."""
+    version = newest_policy_version(Path(_WORKER["run_dir"]) / "policies")
+    if version > _WORKER["version"]:
+        policy = load_policy(_policy_dir(Path(_WORKER["run_dir"]), version))
+        _WORKER.update(policy=policy, version=version)
+    return _rollout(env_seed)
+
+
+def async_allowed_steps(episodes: int, config: OnlineConfig) -> int:
+    """Learner steps the async learner may have done once ``episodes`` rollouts are stored.
+
+    The synchronous budget's ratio, ``steps_per_round / rollouts_per_round`` per episode, so
+    all of round r's steps need all of rounds 1..r's episodes.
+    """
+    return episodes * config.steps_per_round // config.rollouts_per_round
+
+
 def collect_rollouts(store: EpisodeStore, policy_dir: Path, task: str, seeds: list[int],
                      config: OnlineConfig, progress: Progress) -> None:
     """Collect the rollouts of ``seeds`` not yet in ``store``, appending each as it finishes."""
@@ -204,6 +254,9 @@ def rollout_summary(store: EpisodeStore, seeds: list[int]) -> dict[str, Any]:
     human = sub.controller == Controller.HUMAN
     per_ep = np.add.reduceat(human.astype(np.int64), sub.episode_starts) if sub.num_episodes \
         else np.zeros(0, dtype=np.int64)
+    version = np.maximum.reduceat(sub.policy_version, sub.episode_starts) if sub.num_episodes \
+        else np.zeros(0, dtype=np.int32)
+    versions, counts = np.unique(version, return_counts=True)
     helped = per_ep > 0
     segment = segment_ids(sub.controller, sub.episode_starts)
     takeovers = len(np.unique(segment[human]))
@@ -218,6 +271,8 @@ def rollout_summary(store: EpisodeStore, seeds: list[int]) -> dict[str, Any]:
         "unhelped_failures": int(failed_unhelped.sum()),
         "operator_steps": int(human.sum()),
         "env_steps": int(sub.num_frames),
+        "episodes_by_policy_version": {str(v): int(c) for v, c in zip(versions, counts,
+                                                                       strict=True)},
     }
 
 
@@ -287,6 +342,42 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         console.print(f"round 0 (SFT): {format_result(result)}")
     records.append(json.loads(round0.read_text()))
 
+    def load_data() -> TrainingData:
+        arrays = open_stores([*demos, rollouts_dir] if store.num_episodes else list(demos))
+        return prepare_data(arrays, horizon=sft.config.chunk_horizon,
+                            k=config.learner.advantage_horizon,
+                            naive=learner.rule.naive_credit,
+                            critic_use_demos=config.learner.critic.critic_use_demos,
+                            validation_every=config.learner.validation_every,
+                            imitate_failed_takeovers=config.learner.imitate_failed_takeovers,
+                            stage=phases(arrays.state) if phases is not None else None)
+
+    def train(r: int, supply: DataSupply, progress: Progress) -> dict[str, float]:
+        """Train round r (unless done before a stop), save the learner, publish vRRR."""
+        stats_path = run_dir / "learner" / f"train_stats_{r:03d}.json"
+        train_stats: dict[str, float] = {}
+        if learner.round < r:
+            learner.ir_enabled = config.method == "habc_ir" and r > config.initial_rounds
+            train_stats = _train_round(learner, supply, r, config, writer, latest, progress,
+                                       task.name)
+            stats_path.parent.mkdir(parents=True, exist_ok=True)
+            stats_path.write_text(json.dumps(train_stats, indent=2))
+            learner.round = r
+            learner.save(latest, policy_version=r, task=task.name, round=r)
+        elif stats_path.exists():  # trained before a stop that came ahead of the record
+            train_stats = json.loads(stats_path.read_text())
+        if not _policy_dir(run_dir, r).exists():
+            learner.policy.save(_policy_dir(run_dir, r), **(learner.policy.meta | {
+                "policy_version": r, "task": task.name, "round": r,
+                "datasets": [str(d) for d in demos]}))
+        return train_stats
+
+    async_s: dict[int, float] = {}
+    if config.mode == "async" and learner.round < config.rounds:
+        with Progress(*columns, disable=not show_progress, console=console) as progress:
+            async_s = _run_async(config, store, task.name, load_data, train, learner.round,
+                                 progress)
+
     for r in range(1, config.rounds + 1):
         path = rounds_dir / f"round_{r:03d}.json"
         if path.exists():
@@ -296,39 +387,16 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         seeds = config.round_seeds(r) if config.method != "sft" else []
         with Progress(*columns, disable=not show_progress, console=console) as progress:
             start = time.perf_counter()
-            if seeds:
+            if seeds and config.mode == "sync":
                 collect_rollouts(store, _policy_dir(run_dir, r - 1), task.name, seeds, config,
                                  progress)
             timing["collect_s"] = time.perf_counter() - start
-
             start = time.perf_counter()
-            train_stats: dict[str, float] = {}
-            stats_path = run_dir / "learner" / f"train_stats_{r:03d}.json"
-            if learner.round < r:
-                learner.ir_enabled = config.method == "habc_ir" and r > config.initial_rounds
-                stores = [*demos, rollouts_dir] if store.num_episodes else list(demos)
-                arrays = open_stores(stores)
-                data = prepare_data(arrays, horizon=sft.config.chunk_horizon,
-                                    k=config.learner.advantage_horizon,
-                                    naive=learner.rule.naive_credit,
-                                    critic_use_demos=config.learner.critic.critic_use_demos,
-                                    validation_every=config.learner.validation_every,
-                                    imitate_failed_takeovers=(
-                                        config.learner.imitate_failed_takeovers),
-                                    stage=phases(arrays.state) if phases is not None else None)
-                train_stats = _train_round(learner, data, r, config, writer, latest, progress,
-                                           task.name)
-                stats_path.parent.mkdir(parents=True, exist_ok=True)
-                stats_path.write_text(json.dumps(train_stats, indent=2))
-                learner.round = r
-                learner.save(latest, policy_version=r, task=task.name, round=r)
-            elif stats_path.exists():  # trained before a stop that came ahead of the record
-                train_stats = json.loads(stats_path.read_text())
-            if not _policy_dir(run_dir, r).exists():
-                learner.policy.save(_policy_dir(run_dir, r), **(learner.policy.meta | {
-                    "policy_version": r, "task": task.name, "round": r,
-                    "datasets": [str(d) for d in demos]}))
+            train_stats = train(r, functools.partial(_whole_round, load_data,
+                                                     r * config.steps_per_round), progress)
             timing["train_s"] = time.perf_counter() - start
+        if r in async_s:
+            timing["collect_and_train_s"] = async_s[r]
 
         start = time.perf_counter()
         result = eval_policy(r)
@@ -353,16 +421,86 @@ def run_online(config: OnlineConfig, console: Console | None = None,
     return summary
 
 
+def _whole_round(load_data: Callable[[], TrainingData], end: int,
+                 step: int) -> tuple[TrainingData, int]:
+    """Sync mode's data supply: the store as it is, for the whole round."""
+    return load_data(), end
+
+
+def _run_async(config: OnlineConfig, store: EpisodeStore, task: str,
+               load_data: Callable[[], TrainingData],
+               train: Callable[[int, DataSupply, Progress], dict[str, float]],
+               rounds_done: int, progress: Progress) -> dict[int, float]:
+    """Collect every round's missing rollouts while training rounds ``rounds_done + 1..``.
+
+    Episodes are appended to the store by this process as workers finish them. Returns the
+    wall-clock seconds of each trained round (collection ran alongside).
+    """
+    have = set(store.read().seed.tolist()) if store.num_episodes else set()
+    todo = [s for r in range(1, config.rounds + 1) for s in config.round_seeds(r)
+            if s not in have]
+    bar = progress.add_task("rollouts", total=config.rounds * config.rollouts_per_round,
+                            completed=config.rounds * config.rollouts_per_round - len(todo),
+                            name="rollouts (async)", info="")
+    pending: set[Future[Episode]] = set()
+    cache: dict[str, Any] = {}
+
+    def drain(block: bool) -> None:
+        if block:
+            wait(pending, return_when=FIRST_COMPLETED)
+        for future in [f for f in pending if f.done()]:
+            pending.remove(future)
+            store.append([future.result()])
+            progress.advance(bar)
+
+    def supply(step: int) -> tuple[TrainingData, int]:
+        while True:
+            drain(block=False)
+            allowed = async_allowed_steps(store.num_episodes, config)
+            if allowed > step:
+                if cache.get("episodes") != store.num_episodes:
+                    cache.update(episodes=store.num_episodes, data=load_data())
+                return cache["data"], min(allowed, step + config.async_refresh_every)
+            if not pending:
+                raise RuntimeError("async learner has no data left to wait for")
+            drain(block=True)
+
+    seconds: dict[int, float] = {}
+    args = (Path(config.run_dir), task, config.operator, config.seed, config.max_steps)
+    with ProcessPoolExecutor(config.workers, mp_context=mp.get_context("spawn"),
+                             initializer=_init_async_worker, initargs=args) as pool:
+        pending = {pool.submit(_rollout_newest, s) for s in todo}
+        try:
+            for r in range(rounds_done + 1, config.rounds + 1):
+                start = time.perf_counter()
+                train(r, supply, progress)
+                seconds[r] = time.perf_counter() - start
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        while pending:
+            drain(block=True)
+    progress.remove_task(bar)
+    return seconds
+
+
 def _eval_fields(result: dict[str, Any]) -> dict[str, Any]:
     keys = ("success_rate", "ci95_low", "ci95_high", "n_trials", "mean_success_length", "out")
     return {k: result[k] for k in keys}
 
 
-def _train_round(learner: OnlineLearner, data: TrainingData, r: int, config: OnlineConfig,
+DataSupply = Callable[[int], tuple[TrainingData, int]]
+"""Given the learner's step: the data to train on, and the step up to which it may be used
+(sync: the whole round; async: as far as the collected episodes allow)."""
+
+
+def _train_round(learner: OnlineLearner, supply: DataSupply, r: int, config: OnlineConfig,
                  writer: SummaryWriter, latest: Path, progress: Progress,
                  task: str) -> dict[str, float]:
     """Run learner steps up to ``r * steps_per_round``; return the round's mean statistics."""
     end = r * config.steps_per_round
+    data, limit = supply(learner.step)
     critic_end = end if config.learner.critic_steps_per_round is None \
         else (r - 1) * config.steps_per_round + config.learner.critic_steps_per_round
     rng = np.random.default_rng([config.seed, learner.step])
@@ -378,6 +516,9 @@ def _train_round(learner: OnlineLearner, data: TrainingData, r: int, config: Onl
     if learner.progress is not None and learner.step == end - config.steps_per_round:
         pretrain = learner.pretrain_progress(data, rng)  # not again on a resume mid-round
     while learner.step < end:
+        if learner.step >= limit:
+            data, limit = supply(learner.step)
+            continue
         stats = learner.update(data, rng, generator, train_critic=learner.step < critic_end)
         for key, value in stats.items():
             sums[key] = sums.get(key, 0.0) + value
