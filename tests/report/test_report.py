@@ -1,5 +1,6 @@
 """The HTML report: figures, tables and animations from online runs; it renders in Chromium."""
 
+import json
 import shutil
 
 import numpy as np
@@ -64,3 +65,21 @@ def test_report_marks_runs_that_are_still_running(online_run, tmp_path):
 
 def test_report_of_nothing_is_a_clear_error(tmp_path):
     assert main(["report", str(tmp_path)]) == 2
+
+
+def test_report_shows_the_progress_models_held_out_error_by_round(online_run, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(online_run / "step1", runs / "step1")
+    shutil.move(runs / "step1/habc", runs / "step1/rabc")
+    record_path = runs / "step1/rabc/rounds/round_001.json"
+    record = json.loads(record_path.read_text())
+    record["method"] = "rabc"
+    record["train"] |= {"progress/heldout_mse": 0.0312, "progress/train_mse": 0.00281,
+                        "progress/heldout_frames": 746.0}
+    record_path.write_text(json.dumps(record))
+    assert main(["report", str(runs), "--no-animations"]) == 0
+    page = (runs / "report/index.html").read_text()
+    assert "Progress model (SPEC §8)" in page
+    assert "<td>0.031</td><td>0.0028</td><td>746</td>" in page
+    assert main(["report", str(online_run), "--no-animations"]) == 0  # no progress model: none
+    assert "Progress model" not in (online_run / "report/index.html").read_text()

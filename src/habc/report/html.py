@@ -138,7 +138,7 @@ def build_report(config: ReportConfig) -> Path:
     final: dict[str, dict[str, list[dict[str, Any]]]] = {t: {} for t in tasks}
     curves: dict[str, dict[str, list[list[float]]]] = {t: {} for t in tasks}
     effort: dict[str, dict[str, tuple[float, float]]] = {t: {} for t in tasks}
-    rows, weight_rows = [], []
+    rows, weight_rows, progress_rows = [], [], []
     for run in runs:
         online = run.rounds[1:]
         last = run.rounds[-1]
@@ -165,6 +165,12 @@ def build_report(config: ReportConfig) -> Path:
                 f"({train['critic/heldout_successes']:.0f})"
                 if "critic/heldout_episodes" in train else "-")
         weight_rows.append([run.task, run.label, str(run.seed), *fmt.values(), held])
+        mse = [r.get("train", {}).get("progress/heldout_mse") for r in online]
+        if any(m is not None for m in mse):
+            progress_rows.append([run.task, run.label, str(run.seed),
+                                  ", ".join("-" if m is None else f"{m:.3f}" for m in mse),
+                                  f"{train.get('progress/train_mse', float('nan')):.4f}",
+                                  f"{train.get('progress/heldout_frames', 0):.0f}"])
 
     expert = {}
     for path in sorted(Path(config.run_dir).glob("**/expert.json")):
@@ -245,6 +251,14 @@ def build_report(config: ReportConfig) -> Path:
                          "held-out Brier", "held-out skill", "|e - steps to success|",
                          "held-out episodes (successes)"],
                         weight_rows))
+    if progress_rows:
+        sections.append("<h2>Progress model (SPEC §8)</h2><p>The stage-aware progress model of "
+                        "the runs that weight by it: mean squared error of its progress "
+                        "estimate against ground-truth progress on the held-out successful "
+                        "rollouts after each round, and on its own training frames after the "
+                        "last round.</p>" + _table(
+                            ["task", "method", "seed", "held-out MSE by round",
+                             "training MSE", "held-out frames"], progress_rows))
     sections.append("<h2>Operator effort</h2><p>Operator (human) steps used over all rounds vs "
                     f"the final success rate.</p><img src='{effort_png.name}' alt='effort'>")
 
