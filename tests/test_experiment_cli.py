@@ -275,6 +275,15 @@ def test_online_mode_reaches_every_rollout_method_and_sft_stays_in_rounds(tmp_pa
         ExperimentSpec(name="t", tasks=(("reach", 2),), online_mode="later")  # type: ignore[arg-type]
 
 
+def test_actor_ema_reaches_every_online_run(tmp_path):
+    spec = ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]], "actor_ema": 0.999})
+    for method in ("sft", "dagger", "recap", "habc", "habc_ir", "hiors", "rabc"):
+        assert _online_config(spec, tmp_path, method, tmp_path / method, 3, 0) \
+            .learner.actor_ema == 0.999
+    with pytest.raises(ConfigError, match="actor_ema"):
+        ExperimentSpec(name="t", tasks=(("reach", 2),), actor_ema=0.0)
+
+
 def test_jobs_run_after_their_dependencies_later_stages_first(tmp_path):
     spec = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1),
                           step1_methods=("dagger", "habc"), step2_methods=("habc_ir",))

@@ -154,6 +154,18 @@ def test_async_rounds_collect_each_seed_once_with_the_newest_policy(sft_checkpoi
     assert (tmp_path / "policies/v002/model.safetensors").exists()
 
 
+def test_published_policy_is_the_actors_weight_average(sft_checkpoint, tmp_path):
+    assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(tmp_path),
+                 "--method", "habc", "--rounds", "1", *TINY_ONLINE,
+                 "--learner.actor-ema", "0.9"]) == 0
+    published = load_file(str(tmp_path / "policies/v001/model.safetensors"))
+    trained = load_file(str(tmp_path / "learner/latest/policy/model.safetensors"))
+    average = load_file(str(tmp_path / "learner/latest/actor_ema.safetensors"))
+    assert published.keys() == trained.keys() == average.keys()
+    assert all(np.array_equal(published[k].numpy(), average[k].numpy()) for k in published)
+    assert any(not np.array_equal(published[k].numpy(), trained[k].numpy()) for k in published)
+
+
 def test_more_rounds_continue_without_duplicating(sft_checkpoint, tmp_path):
     args = ["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(tmp_path),
             "--method", "habc", *TINY_ONLINE]

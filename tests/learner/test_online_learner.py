@@ -14,6 +14,7 @@ from habc.errors import ConfigError
 from habc.learner.online import (
     LearnerConfig,
     OnlineLearner,
+    ema_update,
     perturb_states,
     prepare_data,
     sample_anchors,
@@ -456,3 +457,35 @@ def test_critic_input_noise_perturbs_only_the_critics_training_states(data, sigm
 def test_critic_input_noise_must_not_be_negative():
     with pytest.raises(ConfigError, match="input_noise"):
         CriticConfig(input_noise=-0.1)
+
+
+def test_ema_update_hand_case():
+    average, current = torch.nn.BatchNorm1d(1), torch.nn.BatchNorm1d(1)
+    with torch.no_grad():
+        average.weight.fill_(0.0)
+        current.weight.fill_(1.0)
+        current.running_mean.fill_(3.0)
+    ema_update(average, current, decay=0.9)
+    assert average.weight.item() == pytest.approx(0.1)  # 0.9 * 0 + 0.1 * 1
+    assert average.running_mean.item() == 3.0  # buffers are copied
+
+
+def test_actor_ema_is_the_published_policy_and_survives_save_and_load(data, tmp_path):
+    config = dataclasses.replace(CONFIG, actor_ema=0.5)
+    learner = OnlineLearner(policy(data), RULES["sft"], config, t_max=20, method="sft")
+    before = [p.detach().clone() for p in learner.policy.parameters()]
+    learner.update(data, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    deployed = learner.deployed_policy()
+    assert deployed is not learner.policy
+    for p_avg, p0, p in zip(deployed.parameters(), before, learner.policy.parameters(),
+                            strict=True):
+        torch.testing.assert_close(p_avg, 0.5 * p0 + 0.5 * p)  # one step of the average
+    learner.save(tmp_path / "ckpt")
+    again = OnlineLearner(policy(data), RULES["sft"], config, t_max=20, method="sft")
+    again.load(tmp_path / "ckpt")
+    for p, q in zip(deployed.parameters(), again.deployed_policy().parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+    plain = OnlineLearner(policy(data), RULES["sft"], CONFIG, t_max=20, method="sft")
+    assert plain.deployed_policy() is plain.policy
+    with pytest.raises(ConfigError, match="actor_ema"):
+        LearnerConfig(actor_ema=1.0)

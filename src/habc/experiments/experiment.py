@@ -78,6 +78,9 @@ class ExperimentSpec:
     critic_steps_per_round: int | None = None
     """Learner steps per round in which the dual-head methods train their critic (see
     LearnerConfig; None: every step). Recap's value critic always trains every step."""
+    actor_ema: float | None = None
+    """Decay of the actor's weight average that every online run publishes (see LearnerConfig;
+    None: the trained weights)."""
     online_mode: Literal["sync", "async"] = "sync"
     """Online runs in synchronous rounds or with Hi-ORS's asynchronous actor/learner (see
     OnlineConfig.mode); sft always runs in rounds."""
@@ -107,7 +110,8 @@ class ExperimentSpec:
         if min(self.step1_rounds, self.rollouts_per_round, self.steps_per_round,
                self.eval_trials, self.sft_steps, self.late_rounds) < 1 or self.step2_rounds < 0:
             raise ConfigError("rounds, rollouts, steps and trials must be >= 1")
-        LearnerConfig(advantage_scale=self.advantage_scale)  # it checks the value itself
+        LearnerConfig(advantage_scale=self.advantage_scale,  # it checks the values itself
+                      actor_ema=self.actor_ema)
         if self.actor_batches not in ("shared", "weighted"):
             raise ConfigError("actor_batches must be 'shared' or 'weighted'")
         if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
@@ -257,6 +261,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         seed=seed, max_steps=spec.max_steps, operator=spec.operator,
         num_threads=1, learner=LearnerConfig(
             batch_size=spec.batch_size, critic=spec.critic, advantage_scale=spec.advantage_scale,
+            actor_ema=spec.actor_ema,
             actor_batches=spec.actor_batches if habc else "shared",
             critic_steps_per_round=spec.critic_steps_per_round if habc else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers

@@ -367,7 +367,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         elif stats_path.exists():  # trained before a stop that came ahead of the record
             train_stats = json.loads(stats_path.read_text())
         if not _policy_dir(run_dir, r).exists():
-            learner.policy.save(_policy_dir(run_dir, r), **(learner.policy.meta | {
+            learner.deployed_policy().save(_policy_dir(run_dir, r), **(learner.policy.meta | {
                 "policy_version": r, "task": task.name, "round": r,
                 "datasets": [str(d) for d in demos]}))
         return train_stats

@@ -56,6 +56,7 @@ from habc.weighting.rules import (
 POLICY_DIR = "policy"
 CRITIC_FILE = "critic.safetensors"
 OPTIM_FILE = "optimizers.safetensors"
+EMA_FILE = "actor_ema.safetensors"
 STATE_FILE = "learner.json"
 
 
@@ -106,6 +107,11 @@ class LearnerConfig:
     """Train the critic (dual-head, or recap's value) only in the first n learner steps of each
     round, then hold it fixed while the actor trains on (choice, against the critic memorising
     its ~60 training episodes; docs/benchmarks.md). None: every step, as in the paper."""
+    actor_ema: float | None = None
+    """Decay of an exponential moving average of the actor's weights, updated after every actor
+    step; when set, the published policies (rollouts, evaluation) are the average, as in
+    Diffusion Policy (a choice against the round-to-round swings of one checkpoint). None: the
+    trained weights are published."""
     critic: CriticConfig = field(default_factory=CriticConfig)
     """Critic architecture and losses."""
     progress: ProgressConfig = field(default_factory=ProgressConfig)
@@ -124,6 +130,8 @@ class LearnerConfig:
             raise ConfigError("validation_every >= 2 and recap_threshold_every >= 1")
         if self.critic_steps_per_round is not None and self.critic_steps_per_round < 1:
             raise ConfigError("critic_steps_per_round must be >= 1 (or None: every step)")
+        if self.actor_ema is not None and not 0.0 < self.actor_ema < 1.0:
+            raise ConfigError("actor_ema must lie in (0, 1) (or None: no average)")
         if self.actor_human_fraction is not None:
             if self.actor_batches != "weighted":
                 raise ConfigError("actor_human_fraction needs actor_batches='weighted'")
@@ -222,6 +230,18 @@ def perturb_states(states: Tensor, std: Tensor, sigma: float,
     return states + sigma * std * torch.randn(states.shape, generator=generator)
 
 
+def ema_update(average: torch.nn.Module, current: torch.nn.Module, decay: float) -> None:
+    """``theta_avg <- decay * theta_avg + (1 - decay) * theta`` for every parameter.
+
+    Buffers (the state normaliser) are copied, not averaged.
+    """
+    with torch.no_grad():
+        for p_avg, p in zip(average.parameters(), current.parameters(), strict=True):
+            p_avg.lerp_(p, 1.0 - decay)
+        for b_avg, b in zip(average.buffers(), current.buffers(), strict=True):
+            b_avg.copy_(b)
+
+
 def sample_anchors(pools: dict[str, npt.NDArray[np.int64]], shares: dict[str, float], batch: int,
                    rng: np.random.Generator) -> npt.NDArray[np.int64]:
     """Draw ``batch`` anchors with the given pool shares; empty pools give their share away."""
@@ -252,6 +272,9 @@ class OnlineLearner:
         self.scale_v = adv.RunningScale(estimator=config.advantage_scale)
         self.scale_e = adv.RunningScale(estimator=config.advantage_scale)
         self.recap_threshold = 0.0
+        self.actor_ema: FlowMatchingPolicy | None = None
+        if config.actor_ema is not None:
+            self.actor_ema = copy.deepcopy(policy).requires_grad_(False)
         self.actor_opt = torch.optim.AdamW(policy.parameters(), lr=config.actor_lr,
                                            weight_decay=config.weight_decay, fused=True)
         cc = config.critic
@@ -362,6 +385,8 @@ class OnlineLearner:
             stats["actor/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
                 self.policy.parameters(), self.config.grad_clip))
             self.actor_opt.step()
+            if self.actor_ema is not None and self.config.actor_ema is not None:
+                ema_update(self.actor_ema, self.policy, self.config.actor_ema)
             stats["actor/loss"] = actor_loss.item()
             stats["actor/unweighted_loss"] = float(losses.detach().mean())
         self.step += 1
@@ -581,6 +606,13 @@ class OnlineLearner:
         self.recap_threshold = float(torch.quantile(residual, self.rule.pass_quantile))
 
     # ------------------------------------------------------------------------- save / load
+    def deployed_policy(self) -> FlowMatchingPolicy:
+        """The policy to publish: the weight average with ``actor_ema``, else the actor."""
+        if self.actor_ema is None:
+            return self.policy
+        self.actor_ema.meta = self.policy.meta
+        return self.actor_ema
+
     def _trained_net(self) -> torch.nn.Module | None:
         """The network the learner trains beside the actor (critic, value or progress)."""
         for net in (self.critic, self.value, self.progress):
@@ -611,6 +643,9 @@ class OnlineLearner:
         if self.critic_opt is not None:
             opt |= flatten_optimizer("critic", self.critic_opt)
         save_file(opt, str(directory / OPTIM_FILE))
+        if self.actor_ema is not None:
+            save_file({k: v.contiguous() for k, v in self.actor_ema.state_dict().items()},
+                      str(directory / EMA_FILE))
         state = {"step": self.step, "round": self.round, "ir_enabled": self.ir_enabled,
                  "scale_v": self.scale_v.state(), "scale_e": self.scale_e.state(),
                  "recap_threshold": self.recap_threshold, "method": self.method}
@@ -637,6 +672,11 @@ class OnlineLearner:
                                              if k.startswith("target.")})
         opt = load_file(str(directory / OPTIM_FILE))
         restore_optimizer("actor", self.actor_opt, opt)
+        if self.actor_ema is not None:
+            ema_path = directory / EMA_FILE
+            # a checkpoint from a run without the average (a Step-1 fork): start it there
+            self.actor_ema.load_state_dict(load_file(str(ema_path)) if ema_path.exists()
+                                           else self.policy.state_dict())
         if self.critic_opt is not None:
             restore_optimizer("critic", self.critic_opt, opt)
         state = json.loads((directory / STATE_FILE).read_text())
