@@ -361,7 +361,7 @@ class OnlineLearner:
         elif self.progress is not None:
             if train_critic:
                 stats |= self._progress_step(data, rng)
-            start, end = self._progress_estimates(data, anchors)
+            start, end = self.progress_estimates(data, anchors)
             inputs = WeightInputs(**{**inputs.__dict__, "progress_start": start,
                                      "progress_end": end})
         elif self.value is not None:
@@ -521,7 +521,7 @@ class OnlineLearner:
         self.critic_opt.step()
         return {"progress/loss": loss.item()}
 
-    def _progress_estimates(self, data: TrainingData, anchors: npt.NDArray[np.int64]) \
+    def progress_estimates(self, data: TrainingData, anchors: npt.NDArray[np.int64]) \
             -> tuple[Tensor, Tensor]:
         """Estimated progress (B,) at each anchor and after its chunk.
 
