@@ -89,6 +89,11 @@ class OnlineConfig:
     rollouts_per_round`` steps per collected episode, so the budgets stay equal."""
     async_refresh_every: int = 100
     """async: re-read the store for newly collected episodes every this many learner steps."""
+    async_max_lag: int = 0
+    """async: round r's rollouts start only once policy v(r - 1 - lag) is published. 0: the
+    policies are as fresh as in sync rounds, and a round's collection overlaps its training.
+    Without a bound, fast simulated rollouts outrun the learner and most come from the SFT
+    policy (docs/benchmarks.md)."""
     initial_rounds: int = 3
     """Rounds of the initial phase; habc_ir turns intervention reweighting on after them."""
     rollouts_per_round: int = 20
@@ -135,8 +140,8 @@ class OnlineConfig:
                 raise ConfigError(f"{name} must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError("max_steps must be >= 1")
-        if self.initial_rounds < 0 or self.eval_seed_offset < 0:
-            raise ConfigError("initial_rounds and eval_seed_offset must be >= 0")
+        if self.initial_rounds < 0 or self.eval_seed_offset < 0 or self.async_max_lag < 0:
+            raise ConfigError("initial_rounds, eval_seed_offset and async_max_lag must be >= 0")
         last = self.rollout_seed_base + self.rounds * self.rollouts_per_round - 1
         check_train_seeds([self.rollout_seed_base, last])
         if self.mode == "async" and self.method == "sft":
@@ -437,13 +442,20 @@ def _run_async(config: OnlineConfig, store: EpisodeStore, task: str,
     wall-clock seconds of each trained round (collection ran alongside).
     """
     have = set(store.read().seed.tolist()) if store.num_episodes else set()
-    todo = [s for r in range(1, config.rounds + 1) for s in config.round_seeds(r)
-            if s not in have]
+    queue = [(r, s) for r in range(1, config.rounds + 1) for s in config.round_seeds(r)
+             if s not in have]
     bar = progress.add_task("rollouts", total=config.rounds * config.rollouts_per_round,
-                            completed=config.rounds * config.rollouts_per_round - len(todo),
+                            completed=config.rounds * config.rollouts_per_round - len(queue),
                             name="rollouts (async)", info="")
     pending: set[Future[Episode]] = set()
     cache: dict[str, Any] = {}
+    policies = Path(config.run_dir) / "policies"
+
+    def submit_ready(pool: ProcessPoolExecutor) -> None:
+        """Submit the queued seeds whose round may start under ``async_max_lag``."""
+        published = newest_policy_version(policies)
+        while queue and queue[0][0] <= published + 1 + config.async_max_lag:
+            pending.add(pool.submit(_rollout_newest, queue.pop(0)[1]))
 
     def drain(block: bool) -> None:
         if block:
@@ -455,6 +467,7 @@ def _run_async(config: OnlineConfig, store: EpisodeStore, task: str,
 
     def supply(step: int) -> tuple[TrainingData, int]:
         while True:
+            submit_ready(pool)
             drain(block=False)
             allowed = async_allowed_steps(store.num_episodes, config)
             if allowed > step:
@@ -469,12 +482,12 @@ def _run_async(config: OnlineConfig, store: EpisodeStore, task: str,
     args = (Path(config.run_dir), task, config.operator, config.seed, config.max_steps)
     with ProcessPoolExecutor(config.workers, mp_context=mp.get_context("spawn"),
                              initializer=_init_async_worker, initargs=args) as pool:
-        pending = {pool.submit(_rollout_newest, s) for s in todo}
         try:
             for r in range(rounds_done + 1, config.rounds + 1):
                 start = time.perf_counter()
                 train(r, supply, progress)
                 seconds[r] = time.perf_counter() - start
+            submit_ready(pool)
         except BaseException:
             for future in pending:
                 future.cancel()
