@@ -6,7 +6,8 @@ Run directory::
     rollouts/                 episode store of every rollout (tagged with its policy version)
     policies/v000/            the SFT checkpoint the run started from (version 0)
     policies/vRRR/            the policy after round RRR (it collects round RRR + 1)
-    learner/latest/           actor, critic, optimisers, counters (saved every ckpt_every steps)
+    learner/latest/           actor, critic (or progress model), optimisers, counters, the actor's
+                              weight average with actor_ema (saved every ckpt_every steps)
     rounds/round_RRR.json     per-round evaluation, rollout and weight statistics
     tb/                       TensorBoard scalars
     summary.json

@@ -3,9 +3,11 @@
 Per step (reads like SPEC §3-§5):
 1. sample anchors from the method's source mixture (demos / rollouts / human windows);
 2. critic step: viability BCE on outcome-labelled frames + lambda * Huber on successful frames
-   (or the distributional value for recap), then an EMA update of the target critic;
-3. advantages from the updated critic, gate, bounded weights via the method's rule;
-4. actor step on the weighted flow-matching loss.
+   (or the distributional value for recap, or the progress model for rabc), then an EMA update
+   of the target critic;
+3. advantages from the updated critic (or chunk progress), bounded weights via the method's rule;
+4. actor step on the weighted flow-matching loss, then (with ``actor_ema``) an update of the
+   actor's weight average, which is the policy the run publishes.
 """
 
 from __future__ import annotations
@@ -273,6 +275,7 @@ class OnlineLearner:
         self.scale_e = adv.RunningScale(estimator=config.advantage_scale)
         self.recap_threshold = 0.0
         self.actor_ema: FlowMatchingPolicy | None = None
+        self._ema_decay = config.actor_ema or 0.0
         if config.actor_ema is not None:
             self.actor_ema = copy.deepcopy(policy).requires_grad_(False)
         self.actor_opt = torch.optim.AdamW(policy.parameters(), lr=config.actor_lr,
@@ -385,8 +388,8 @@ class OnlineLearner:
             stats["actor/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
                 self.policy.parameters(), self.config.grad_clip))
             self.actor_opt.step()
-            if self.actor_ema is not None and self.config.actor_ema is not None:
-                ema_update(self.actor_ema, self.policy, self.config.actor_ema)
+            if self.actor_ema is not None:
+                ema_update(self.actor_ema, self.policy, self._ema_decay)
             stats["actor/loss"] = actor_loss.item()
             stats["actor/unweighted_loss"] = float(losses.detach().mean())
         self.step += 1
