@@ -61,10 +61,10 @@ class CreditLabels:
 
 def segment_ids(controller: npt.NDArray[np.integer], episode_starts: npt.NDArray[np.int64]) \
         -> npt.NDArray[np.int64]:
-    """Index of each frame's segment (maximal run of one controller within one episode).
+    """Index of each frame's segment (maximal run of one value within one episode).
 
     Args:
-        controller: (N,) controller per frame.
+        controller: (N,) controller per frame (or any per-frame label, such as a stage).
         episode_starts: (E,) first frame of each episode.
 
     Returns:

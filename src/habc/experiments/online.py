@@ -227,10 +227,15 @@ def async_allowed_steps(episodes: int, config: OnlineConfig) -> int:
     return episodes * config.steps_per_round // config.rollouts_per_round
 
 
+def _stored_seeds(store: EpisodeStore) -> set[int]:
+    """Seeds of the episodes already in ``store`` (they are not collected again)."""
+    return set(store.read().seed.tolist()) if store.num_episodes else set()
+
+
 def collect_rollouts(store: EpisodeStore, policy_dir: Path, task: str, seeds: list[int],
                      config: OnlineConfig, progress: Progress) -> None:
     """Collect the rollouts of ``seeds`` not yet in ``store``, appending each as it finishes."""
-    have = set(store.read().seed.tolist()) if store.num_episodes else set()
+    have = _stored_seeds(store)
     todo = [s for s in seeds if s not in have]
     if not todo:
         return
@@ -348,15 +353,20 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         console.print(f"round 0 (SFT): {format_result(result)}")
     records.append(json.loads(round0.read_text()))
 
+    stages = np.zeros(0, dtype=np.int64)  # phases of the frames read so far (stores only grow)
+
     def load_data() -> TrainingData:
+        nonlocal stages
         arrays = open_stores([*demos, rollouts_dir] if store.num_episodes else list(demos))
+        if phases is not None:  # label only the frames appended since the last read
+            stages = np.concatenate([stages, phases(arrays.state[len(stages):])])
         return prepare_data(arrays, horizon=sft.config.chunk_horizon,
                             k=config.learner.advantage_horizon,
                             naive=learner.rule.naive_credit,
                             critic_use_demos=config.learner.critic.critic_use_demos,
                             validation_every=config.learner.validation_every,
                             imitate_failed_takeovers=config.learner.imitate_failed_takeovers,
-                            stage=phases(arrays.state) if phases is not None else None)
+                            stage=stages if phases is not None else None)
 
     def train(r: int, supply: DataSupply, progress: Progress) -> dict[str, float]:
         """Train round r (unless done before a stop), save the learner, publish vRRR."""
@@ -442,7 +452,7 @@ def _run_async(config: OnlineConfig, store: EpisodeStore, task: str,
     Episodes are appended to the store by this process as workers finish them. Returns the
     wall-clock seconds of each trained round (collection ran alongside).
     """
-    have = set(store.read().seed.tolist()) if store.num_episodes else set()
+    have = _stored_seeds(store)
     queue = [(r, s) for r in range(1, config.rounds + 1) for s in config.round_seeds(r)
              if s not in have]
     bar = progress.add_task("rollouts", total=config.rounds * config.rollouts_per_round,

@@ -15,6 +15,8 @@ import numpy.typing as npt
 import torch
 from torch import Tensor
 
+from habc.credit.labels import segment_ids
+
 
 def within_stage_progress(stage: npt.NDArray[np.integer],
                           episode_starts: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
@@ -27,17 +29,9 @@ def within_stage_progress(stage: npt.NDArray[np.integer],
     Returns:
         (N,) ``(t - s) / (e - s + 1)`` where ``s..e`` is the frame's run of one stage.
     """
-    n = len(stage)
-    if n == 0:
-        return np.zeros(0, dtype=np.float32)
-    new = np.zeros(n, dtype=bool)
-    new[0] = True
-    new[1:] = stage[1:] != stage[:-1]
-    new[episode_starts] = True
-    run = np.cumsum(new) - 1
-    run_start = np.flatnonzero(new)
-    run_length = np.diff(np.append(run_start, n))
-    offset = np.arange(n) - run_start[run]
+    run = segment_ids(stage, episode_starts)
+    _, run_start, run_length = np.unique(run, return_index=True, return_counts=True)
+    offset = np.arange(len(stage)) - run_start[run]
     return (offset / run_length[run]).astype(np.float32)
 
 

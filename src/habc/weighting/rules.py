@@ -108,6 +108,13 @@ def _finish(w_tilde: Tensor, valid: Tensor, inputs: WeightInputs, stats: dict[st
     return weights, stats
 
 
+def _chunk_progress(inputs: WeightInputs) -> Tensor:
+    """The progress model's chunk progress clip(p_end - p_start, 0, 1) (B,) of a batch."""
+    if inputs.progress_start is None or inputs.progress_end is None:
+        raise RuntimeError("a rule on the progress model needs progress estimates")
+    return chunk_progress_weight(inputs.progress_start, inputs.progress_end)
+
+
 @dataclass(frozen=True)
 class ImitationRule:
     """``sft`` and ``dagger``: weight 1 on demos (and human steps), 0 on everything else."""
@@ -177,9 +184,7 @@ class RejectionRule:
                 | inputs.episode_success).float()
         stats: dict[str, float] = {}
         if self.reward == "progress":
-            if inputs.progress_start is None or inputs.progress_end is None:
-                raise RuntimeError("hiors with reward='progress' needs progress estimates")
-            keep = keep * chunk_progress_weight(inputs.progress_start, inputs.progress_end)
+            keep = keep * _chunk_progress(inputs)
             stats["progress/no_progress_fraction"] = float((keep == 0).float().mean())
         return _finish(keep, torch.ones_like(kind, dtype=torch.bool), inputs, stats)
 
@@ -198,9 +203,7 @@ class ProgressRule:
 
     def __call__(self, inputs: WeightInputs) -> tuple[Tensor, dict[str, float]]:
         """Weights and stats (mean chunk progress, share of chunks that make none)."""
-        if inputs.progress_start is None or inputs.progress_end is None:
-            raise RuntimeError("rabc needs progress estimates")
-        w_tilde = chunk_progress_weight(inputs.progress_start, inputs.progress_end)
+        w_tilde = _chunk_progress(inputs)
         stats = {"progress/chunk_delta_mean": float(w_tilde.mean()),
                  "progress/no_progress_fraction": float((w_tilde == 0).float().mean())}
         return _finish(w_tilde, torch.ones_like(inputs.kind, dtype=torch.bool), inputs, stats)
