@@ -108,6 +108,15 @@ def test_presets_and_bad_specs(tmp_path):
     one = ExperimentConfig(preset="benchmark-100", tasks=("pick-place",), seeds=(1,)).spec()
     assert one.tasks == (("pick-place", 5),) and one.seeds == (1,)
     assert one.rollouts_per_round == 100
+    ema = ExperimentConfig(preset="benchmark-100-ema").spec()  # benchmark-100 plus the average
+    hundred = ExperimentConfig(preset="benchmark-100").spec()
+    differ = ("name", "description", "actor_ema")
+    assert {k: v for k, v in ema.__dict__.items() if k not in differ} \
+        == {k: v for k, v in hundred.__dict__.items() if k not in differ}
+    assert (ema.actor_ema, hundred.actor_ema) == (0.999, None)
+    for method in ("dagger", "habc"):  # the average reaches every online run
+        assert _online_config(ema, tmp_path, method, tmp_path / method, 3, 0) \
+            .learner.actor_ema == 0.999
     assert main(["experiment", "--preset", "benchmark-100", "--tasks", "reach"]) == 2
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]],
