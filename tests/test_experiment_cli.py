@@ -3,6 +3,7 @@
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,8 +144,10 @@ def test_presets_and_bad_specs(tmp_path):
 def _write_rounds(run: Path, rates: list[float], trials: int = 10) -> None:
     (run / "rounds").mkdir(parents=True)
     for r, rate in enumerate(rates):
-        record = {"round": r, "eval": {"success_rate": rate, "n_trials": trials,
-                                       "mean_success_length": 100.0 + r}}
+        record: dict[str, Any] = {"round": r, "eval": {
+            "success_rate": rate, "n_trials": trials, "mean_success_length": 100.0 + r}}
+        if r:  # round 0 is the SFT checkpoint's evaluation, with no job time of its own
+            record["wall_s"] = {"collect_s": 600.0, "train_s": 1100.0, "eval_s": 100.0}
         (run / "rounds" / f"round_{r:03d}.json").write_text(json.dumps(record))
 
 
@@ -169,6 +172,8 @@ def test_results_table_pools_finished_seeds_only(tmp_path, capsys):
     # A Step-1-only spec names no Step-2 rounds in its captions.
     assert "Final success after 2 rounds (Step 1); 50 evaluation" in table
     assert "(Step 1: rounds 1-2), pooled" in table and "Step 2" not in table
+    # Three online rounds (seed 0's two, seed 1's one) of 1800 s each.
+    assert "Job time in the round records: 1.5 h over 3 online rounds" in table
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps({"name": "t", "tasks": [["reach", 2]], "seeds": [0, 1],
                                      "step1_methods": ["habc"], "step1_rounds": 2,
@@ -228,7 +233,7 @@ def test_last_rounds_table_hand_computed(tmp_path):
     # late_rounds 3: Step 1 rounds 1-3, (4+6+8) + (5+7+9) of 60 = 65%; Step 2 is capped at its
     # own 2 rounds: rounds 4-5 of seed 0, 9 + 10 of 20 = 95%; seed 1 has not finished.
     assert "(Step 1: rounds 1-3; Step 2: rounds 4-5)" in table
-    assert table.splitlines()[-1] == "| reach (2 demos) | 65%; 60/70 | 95%; 95, 1 of 2 seeds |"
+    assert table.splitlines()[-3] == "| reach (2 demos) | 65%; 60/70 | 95%; 95, 1 of 2 seeds |"
     with pytest.raises(ConfigError, match=">= 1"):
         ExperimentSpec(name="t", tasks=(("reach", 2),), late_rounds=0)
 

@@ -518,15 +518,32 @@ def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in rows)]
 
 
+def recorded_job_seconds(out: Path) -> tuple[float, int]:
+    """Job time in the round records of experiment directory ``out``, summed over every run.
+
+    Returns (seconds, rounds): each online round's collection, training and evaluation time.
+    SFT training and rounds that a crash cut short are not in the records, so the sum is a
+    lower bound on the experiment's job time; it adds up across resumed invocations.
+    """
+    walls = [sum(json.loads(f.read_text())["wall_s"].values())
+             for f in out.glob("*/seed_*/step*/*/rounds/round_*.json")
+             if not f.name.endswith("_000.json")]
+    return sum(walls), len(walls)
+
+
 def results_table(out: Path, spec: ExperimentSpec) -> str:
-    """Markdown of ``result_tables``."""
+    """Markdown of ``result_tables``, then the job time its round records hold."""
     tables = result_tables(out, spec)
+    seconds, rounds = recorded_job_seconds(out)
     return "\n".join([tables.caption, "", *_markdown(tables.header, tables.rows), "",
                       "Targets (pooled rates, then HABC's gap to the other method on each "
                       "seed in points; a target needs every seed of its runs finished):",
                       "", *_markdown(tables.target_header, tables.target_rows), "",
                       tables.late_caption, "",
-                      *_markdown(tables.late_header, tables.late_rows)]) + "\n"
+                      *_markdown(tables.late_header, tables.late_rows), "",
+                      f"Job time in the round records: {seconds / 3600:.1f} h over {rounds} "
+                      "online rounds (collection, training, evaluation; SFT training not "
+                      "counted)."]) + "\n"
 
 
 def _pool(evals: list[dict[str, Any]]) -> tuple[int, int, float | None]:
