@@ -51,6 +51,9 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     page = (out / "report/index.html").read_text()
     assert page.index("<h2>Results</h2>") < page.index("(Fig. 3)")
     assert "<td>reach (2 demos)</td>" in page and "<h3>Targets</h3>" in page
+    online_rounds = [f for f in out.glob("reach/seed_*/step*/*/rounds/round_*.json")
+                     if f.name != "round_000.json"]
+    assert f"h over {len(online_rounds)} online rounds" in page
 
     # The exported records are small and give the same table.
     assert main(["experiment", "--preset", "smoke", "--out", str(out), "--export",

@@ -455,6 +455,7 @@ class ResultTables:
     late_caption: str
     late_header: list[str]
     late_rows: list[list[str]]
+    job_time: str
 
 
 def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
@@ -510,7 +511,7 @@ def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
         target_header=["task", "HABC+IR >= min(90%, 95% of expert)", "HABC > SFT",
                        "HABC > DAgger", "HABC > Recap", "HABC length <= HABC-V"],
         target_rows=target_rows, late_caption=late_caption,
-        late_header=["task", *columns], late_rows=late_rows)
+        late_header=["task", *columns], late_rows=late_rows, job_time=_job_time(out))
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -518,32 +519,30 @@ def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def recorded_job_seconds(out: Path) -> tuple[float, int]:
-    """Job time in the round records of experiment directory ``out``, summed over every run.
+def _job_time(out: Path) -> str:
+    """The job time in the round records of experiment directory ``out``, over every run.
 
-    Returns (seconds, rounds): each online round's collection, training and evaluation time.
-    SFT training and rounds that a crash cut short are not in the records, so the sum is a
-    lower bound on the experiment's job time; it adds up across resumed invocations.
+    Each online round records its collection, training and evaluation time; the sum adds up
+    across resumed invocations. SFT training and rounds that a crash cut short are not in the
+    records, so it is a lower bound on the experiment's job time.
     """
     walls = [sum(json.loads(f.read_text())["wall_s"].values())
              for f in out.glob("*/seed_*/step*/*/rounds/round_*.json")
              if not f.name.endswith("_000.json")]
-    return sum(walls), len(walls)
+    return (f"Job time in the round records: {sum(walls) / 3600:.1f} h over {len(walls)} "
+            "online rounds (collection, training, evaluation; SFT training not counted).")
 
 
 def results_table(out: Path, spec: ExperimentSpec) -> str:
-    """Markdown of ``result_tables``, then the job time its round records hold."""
+    """Markdown of ``result_tables``."""
     tables = result_tables(out, spec)
-    seconds, rounds = recorded_job_seconds(out)
     return "\n".join([tables.caption, "", *_markdown(tables.header, tables.rows), "",
                       "Targets (pooled rates, then HABC's gap to the other method on each "
                       "seed in points; a target needs every seed of its runs finished):",
                       "", *_markdown(tables.target_header, tables.target_rows), "",
                       tables.late_caption, "",
                       *_markdown(tables.late_header, tables.late_rows), "",
-                      f"Job time in the round records: {seconds / 3600:.1f} h over {rounds} "
-                      "online rounds (collection, training, evaluation; SFT training not "
-                      "counted)."]) + "\n"
+                      tables.job_time]) + "\n"
 
 
 def _pool(evals: list[dict[str, Any]]) -> tuple[int, int, float | None]:

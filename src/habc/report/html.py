@@ -105,7 +105,8 @@ def _experiment_tables(out: Path, spec_json: dict[str, Any]) -> str:
               "target is checked once every seed of its runs has finished.</p>"
             + _table(tables.target_header, cells(tables.target_rows))
             + f"<h3>Last rounds</h3><p>{html.escape(tables.late_caption)}</p>"
-            + _table(tables.late_header, cells(tables.late_rows)))
+            + _table(tables.late_header, cells(tables.late_rows))
+            + f"<p>{html.escape(tables.job_time)}</p>")
 
 
 def _pct(ev: dict[str, Any]) -> str:
