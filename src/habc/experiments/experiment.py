@@ -511,7 +511,7 @@ def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
         target_header=["task", "HABC+IR >= min(90%, 95% of expert)", "HABC > SFT",
                        "HABC > DAgger", "HABC > Recap", "HABC length <= HABC-V"],
         target_rows=target_rows, late_caption=late_caption,
-        late_header=["task", *columns], late_rows=late_rows, job_time=_job_time(out))
+        late_header=["task", *columns], late_rows=late_rows, job_time=_job_time(out, spec))
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -519,16 +519,19 @@ def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in rows)]
 
 
-def _job_time(out: Path) -> str:
+def _job_time(out: Path, spec: ExperimentSpec) -> str:
     """The job time in the round records of experiment directory ``out``, over every run.
 
     Each online round records its collection, training and evaluation time; the sum adds up
-    across resumed invocations. SFT training and rounds that a crash cut short are not in the
+    across resumed invocations. A Step-2 run starts with copies of the Step-1 HABC run's
+    rounds, which count once. SFT training and rounds that a crash cut short are not in the
     records, so it is a lower bound on the experiment's job time.
     """
+    first = {"step1": 1, "step2": spec.step1_rounds + 1}
     walls = [sum(json.loads(f.read_text())["wall_s"].values())
-             for f in out.glob("*/seed_*/step*/*/rounds/round_*.json")
-             if not f.name.endswith("_000.json")]
+             for step, start in first.items()
+             for f in out.glob(f"*/seed_*/{step}/*/rounds/round_*.json")
+             if int(f.stem.removeprefix("round_")) >= start]
     return (f"Job time in the round records: {sum(walls) / 3600:.1f} h over {len(walls)} "
             "online rounds (collection, training, evaluation; SFT training not counted).")
 
