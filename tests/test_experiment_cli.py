@@ -214,6 +214,9 @@ def test_targets_compare_pooled_rates_hand_computed(tmp_path):
         {"success_rate": 0.8, "n_trials": 10, "mean_success_length": 50.0}))
     table = results_table(tmp_path, spec)
     assert "| reach (2 demos) | 80% [" in table  # the expert column
+    # Step 1: 5 methods x 2 seeds x round 1; Step 2: 2 methods x 2 seeds x round 2 only (their
+    # round 1 copies Step-1 HABC's) = 14 rounds of 1800 s.
+    assert "Job time in the round records: 7.0 h over 14 online rounds" in table
     # HABC+IR pools 9 + 10 of 20 = 95% >= min(90%, 0.95 * 80% = 76%); HABC pools 14 of 20 = 70%
     # against SFT 20% (round 0), DAgger 65%, Recap 45%; lengths 101 vs habc_v's 120. Per seed,
     # HABC's 60 / 80% against SFT 20 / 20, DAgger 60 / 70 and Recap 50 / 40.
