@@ -19,6 +19,7 @@ from habc.errors import HabcError
 from habc.evaluation.evaluate import EvalConfig
 from habc.evaluation.throughput import ThroughputConfig
 from habc.experiments.experiment import ExperimentConfig
+from habc.experiments.learn import LearnConfig
 from habc.experiments.online import OnlineConfig
 from habc.experiments.pipeline import PipelineConfig
 from habc.experiments.sft_benchmark import SftBenchmarkConfig
@@ -36,6 +37,7 @@ class TasksConfig:
 Command = (
     Annotated[PipelineConfig, tyro.conf.subcommand("pipeline")]
     | Annotated[OnlineConfig, tyro.conf.subcommand("online")]
+    | Annotated[LearnConfig, tyro.conf.subcommand("learn")]
     | Annotated[CollectConfig, tyro.conf.subcommand("collect")]
     | Annotated[TrainConfig, tyro.conf.subcommand("train")]
     | Annotated[EvalConfig, tyro.conf.subcommand("eval")]
@@ -60,6 +62,15 @@ def run(command: object, console: Console) -> None:
         summary = run_online(command, console)
         curve = " -> ".join(f"{s:.0%}" for s in summary["success_by_round"])
         console.print(f"{summary['method']} on {summary['task']}: success by round {curve}")
+    elif isinstance(command, LearnConfig):
+        from habc.experiments.learn import run_learn
+
+        record = run_learn(command, console)
+        rollouts = record["rollouts"]
+        console.print(f"round {record['round']} ({record['method']}): {command.steps} learner "
+                      f"steps on the demos and {rollouts['n']} rollout episodes "
+                      f"({rollouts['success_rate']:.0%} successful, {rollouts['operator_steps']} "
+                      f"operator steps); policy -> {record['policy']}")
     elif isinstance(command, CollectConfig):
         from habc.rollout.collect import collect_demos
 

@@ -33,7 +33,7 @@ import json
 import multiprocessing as mp
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +49,7 @@ from habc.credit.labels import segment_ids
 from habc.envs.expert_phases import ExpertPhases
 from habc.envs.registry import check_train_seeds, eval_seeds, get_task, make_env, make_expert
 from habc.episodes.episode import Controller, Episode, EpisodeSource
-from habc.episodes.store import EpisodeStore, open_stores
+from habc.episodes.store import EpisodeStore, StoreArrays, open_stores
 from habc.errors import ConfigError
 from habc.evaluation.evaluate import EvalConfig, check_fits, evaluate, format_result
 from habc.learner.online import (
@@ -59,7 +59,7 @@ from habc.learner.online import (
     prepare_data,
     restore_checkpoint,
 )
-from habc.policy.policy import load_policy
+from habc.policy.policy import FlowMatchingPolicy, load_policy
 from habc.rollout.actors import PolicyActor
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
 from habc.rollout.runner import run_episode
@@ -260,8 +260,11 @@ def collect_rollouts(store: EpisodeStore, policy_dir: Path, task: str, seeds: li
 def rollout_summary(store: EpisodeStore, seeds: list[int]) -> dict[str, Any]:
     """Outcome and operator statistics of the rollouts of one round."""
     arrays = store.read()
-    mine = np.isin(arrays.seed, seeds)
-    sub = arrays.select(mine)
+    return episode_summary(arrays.select(np.isin(arrays.seed, seeds)))
+
+
+def episode_summary(sub: StoreArrays) -> dict[str, Any]:
+    """Outcome and operator statistics of a set of rollout episodes."""
     human = sub.controller == Controller.HUMAN
     per_ep = np.add.reduceat(human.astype(np.int64), sub.episode_starts) if sub.num_episodes \
         else np.zeros(0, dtype=np.int64)
@@ -292,6 +295,87 @@ def _policy_dir(run_dir: Path, version: int) -> Path:
     return run_dir / "policies" / f"v{version:03d}"
 
 
+def write_run_config(run_dir: Path, config: Any) -> None:
+    """Write ``config`` (a dataclass with a ``method``) to ``run_dir/config.json``.
+
+    Raises:
+        ConfigError: if ``run_dir`` already holds a run of another method.
+    """
+    path = run_dir / "config.json"
+    if path.exists() and (held := json.loads(path.read_text())["method"]) != config.method:
+        raise ConfigError(f"{run_dir} holds a {held} run; use another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str))
+
+
+class RoundTrainer:
+    """The learner side of online rounds: train, save the learner, publish the policy.
+
+    Round r trains on the demos and the rollout stores, saves ``learner/latest`` and publishes
+    ``policies/vRRR``. ``habc online`` feeds it the rollouts it collects, ``habc learn`` the
+    episodes collected elsewhere. Constructing it publishes the SFT checkpoint as
+    ``policies/v000`` (if not yet there) and resumes the learner from ``learner/latest``.
+    """
+
+    def __init__(self, config: OnlineConfig, sft: FlowMatchingPolicy, task: str, *,
+                 t_max: int, demos: Sequence[Path], rollouts: Sequence[EpisodeStore],
+                 phases: ExpertPhases | None) -> None:
+        """``t_max``: the episode step limit; ``phases``: stage labels for rabc's model."""
+        self.config, self.task, self.demos, self.rollouts = config, task, demos, rollouts
+        self.run_dir = Path(config.run_dir)
+        self.chunk_horizon = sft.config.chunk_horizon
+        self.phases = phases
+        v0 = _policy_dir(self.run_dir, 0)
+        if not v0.exists():
+            sft.meta |= {"policy_version": 0}
+            sft.save(v0, **sft.meta)
+        torch.manual_seed(config.seed)  # critic initialisation: independent of the past
+        self.learner = OnlineLearner(
+            load_policy(v0), config.rule(), config.learner, t_max=t_max, method=config.method,
+            num_stages=phases.num_stages if phases is not None else None)
+        self.latest = self.run_dir / "learner" / "latest"
+        if restore_checkpoint(self.latest):
+            self.learner.load(self.latest)
+        self.writer = SummaryWriter(str(self.run_dir / "tb"))
+        self._stages = np.zeros(0, dtype=np.int64)  # phases of the frames read so far
+
+    def load_data(self) -> TrainingData:
+        """Read the demos and the non-empty rollout stores and label their frames."""
+        stores = [*self.demos, *(s.root for s in self.rollouts if s.num_episodes)]
+        arrays = open_stores(stores)
+        if self.phases is not None:  # label only the frames appended since the last read
+            self._stages = np.concatenate([self._stages,
+                                           self.phases(arrays.state[len(self._stages):])])
+        c = self.config
+        return prepare_data(arrays, horizon=self.chunk_horizon, k=c.learner.advantage_horizon,
+                            naive=self.learner.rule.naive_credit,
+                            critic_use_demos=c.learner.critic.critic_use_demos,
+                            validation_every=c.learner.validation_every,
+                            imitate_failed_takeovers=c.learner.imitate_failed_takeovers,
+                            stage=self._stages if self.phases is not None else None)
+
+    def train(self, r: int, supply: DataSupply, progress: Progress) -> dict[str, float]:
+        """Train round r (unless done before a stop), save the learner, publish vRRR."""
+        learner, config = self.learner, self.config
+        stats_path = self.run_dir / "learner" / f"train_stats_{r:03d}.json"
+        train_stats: dict[str, float] = {}
+        if learner.round < r:
+            learner.ir_enabled = config.method == "habc_ir" and r > config.initial_rounds
+            train_stats = _train_round(learner, supply, r, config, self.writer, self.latest,
+                                       progress, self.task)
+            stats_path.parent.mkdir(parents=True, exist_ok=True)
+            stats_path.write_text(json.dumps(train_stats, indent=2))
+            learner.round = r
+            learner.save(self.latest, policy_version=r, task=self.task, round=r)
+        elif stats_path.exists():  # trained before a stop that came ahead of the record
+            train_stats = json.loads(stats_path.read_text())
+        if not _policy_dir(self.run_dir, r).exists():
+            learner.deployed_policy().save(_policy_dir(self.run_dir, r), **(learner.policy.meta | {
+                "policy_version": r, "task": self.task, "round": r,
+                "datasets": [str(d) for d in self.demos]}))
+        return train_stats
+
+
 def run_online(config: OnlineConfig, console: Console | None = None,
                *, show_progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the online rounds; return the summary."""
@@ -303,32 +387,17 @@ def run_online(config: OnlineConfig, console: Console | None = None,
     demos = config.demos or tuple(Path(d) for d in sft.meta.get("datasets", []))
     if not demos:
         raise ConfigError("no demo dataset: pass --demos (the checkpoint does not record one)")
-    config_path = run_dir / "config.json"
-    config_json = json.dumps(dataclasses.asdict(config), indent=2, default=str)
-    if config_path.exists() and json.loads(config_path.read_text())["method"] != config.method:
-        raise ConfigError(f"{run_dir} holds a {json.loads(config_path.read_text())['method']} "
-                          "run; use another --run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(config_json)
-    v0 = _policy_dir(run_dir, 0)
-    if not v0.exists():
-        sft.meta |= {"policy_version": 0}
-        sft.save(v0, **sft.meta)
+    write_run_config(run_dir, config)
     rollouts_dir = run_dir / "rollouts"
     store = EpisodeStore.open(rollouts_dir) if (rollouts_dir / "meta/info.json").exists() else \
         EpisodeStore.create(rollouts_dir, state_dim=sft.state_dim, action_dim=sft.action_dim,
                             fps=make_env(task).fps, robot_type="sawyer")
-
-    torch.manual_seed(config.seed)  # critic initialisation: independent of the process's past
-    rule = config.rule()
-    phases = ExpertPhases(task) if rule.critic == "progress" else None
-    learner = OnlineLearner(load_policy(v0), rule, config.learner,
-                            t_max=config.max_steps or task.max_steps, method=config.method,
-                            num_stages=phases.num_stages if phases is not None else None)
-    latest = run_dir / "learner" / "latest"
-    if restore_checkpoint(latest):
-        learner.load(latest)
-    writer = SummaryWriter(str(run_dir / "tb"))
+    trainer = RoundTrainer(config, sft, task.name, t_max=config.max_steps or task.max_steps,
+                           demos=demos, rollouts=[store],
+                           phases=ExpertPhases(task) if config.rule().critic == "progress"
+                           else None)
+    learner, writer, load_data, train = \
+        trainer.learner, trainer.writer, trainer.load_data, trainer.train
     rounds_dir = run_dir / "rounds"
     rounds_dir.mkdir(exist_ok=True)
 
@@ -352,41 +421,6 @@ def run_online(config: OnlineConfig, console: Console | None = None,
                                       "eval": _eval_fields(result)}, indent=2))
         console.print(f"round 0 (SFT): {format_result(result)}")
     records.append(json.loads(round0.read_text()))
-
-    stages = np.zeros(0, dtype=np.int64)  # phases of the frames read so far (stores only grow)
-
-    def load_data() -> TrainingData:
-        nonlocal stages
-        arrays = open_stores([*demos, rollouts_dir] if store.num_episodes else list(demos))
-        if phases is not None:  # label only the frames appended since the last read
-            stages = np.concatenate([stages, phases(arrays.state[len(stages):])])
-        return prepare_data(arrays, horizon=sft.config.chunk_horizon,
-                            k=config.learner.advantage_horizon,
-                            naive=learner.rule.naive_credit,
-                            critic_use_demos=config.learner.critic.critic_use_demos,
-                            validation_every=config.learner.validation_every,
-                            imitate_failed_takeovers=config.learner.imitate_failed_takeovers,
-                            stage=stages if phases is not None else None)
-
-    def train(r: int, supply: DataSupply, progress: Progress) -> dict[str, float]:
-        """Train round r (unless done before a stop), save the learner, publish vRRR."""
-        stats_path = run_dir / "learner" / f"train_stats_{r:03d}.json"
-        train_stats: dict[str, float] = {}
-        if learner.round < r:
-            learner.ir_enabled = config.method == "habc_ir" and r > config.initial_rounds
-            train_stats = _train_round(learner, supply, r, config, writer, latest, progress,
-                                       task.name)
-            stats_path.parent.mkdir(parents=True, exist_ok=True)
-            stats_path.write_text(json.dumps(train_stats, indent=2))
-            learner.round = r
-            learner.save(latest, policy_version=r, task=task.name, round=r)
-        elif stats_path.exists():  # trained before a stop that came ahead of the record
-            train_stats = json.loads(stats_path.read_text())
-        if not _policy_dir(run_dir, r).exists():
-            learner.deployed_policy().save(_policy_dir(run_dir, r), **(learner.policy.meta | {
-                "policy_version": r, "task": task.name, "round": r,
-                "datasets": [str(d) for d in demos]}))
-        return train_stats
 
     async_s: dict[int, float] = {}
     if config.mode == "async" and learner.round < config.rounds:

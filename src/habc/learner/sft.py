@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
 
 from habc.envs.registry import get_task
 from habc.episodes.store import StoreArrays, open_stores
-from habc.errors import ConfigError, StoreError
+from habc.errors import ConfigError, StoreError, UnknownTaskError
 from habc.learner.batches import gather_windows
 from habc.learner.optim_state import flatten_optimizer, restore_optimizer
 from habc.policy import flow_matching as fm
@@ -94,6 +95,23 @@ def _config_json(config: TrainConfig) -> str:
     return json.dumps(dataclasses.asdict(config), indent=2, default=str)
 
 
+def action_bounds(task: str, actions: npt.NDArray[np.float32]) \
+        -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The action range (A,), (A,) the policy maps to [-1, 1].
+
+    A registry task's own bounds; for any other task (a robot's), the demos' per-dimension
+    range ``actions`` (N, A), widened to at least 1e-3 where a dimension never moves.
+    """
+    try:
+        spec = get_task(task)
+    except UnknownTaskError:
+        low, high = actions.min(0), actions.max(0)
+        pad = np.maximum(1e-3 - (high - low), 0.0) / 2
+        return (low - pad).astype(np.float32), (high + pad).astype(np.float32)
+    return (np.full(spec.action_dim, spec.action_low, dtype=np.float32),
+            np.full(spec.action_dim, spec.action_high, dtype=np.float32))
+
+
 def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, Any]:
     """Train (or resume training) and return a summary with the final checkpoint path."""
     from torch.utils.tensorboard import SummaryWriter
@@ -103,7 +121,8 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last"
     arrays = open_stores(config.datasets)
-    task = get_task(single_task(arrays))
+    task = single_task(arrays)
+    prompt = task.replace("-", " ")
 
     if last.exists():
         policy = load_policy(last)
@@ -114,9 +133,8 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     else:
         torch.manual_seed(config.seed)
         policy = FlowMatchingPolicy(config.policy, arrays.state.shape[1], arrays.action.shape[1],
-                                    meta={"task": task.name, "policy_version": 0})
-        policy.normalizer.fit(arrays.state, np.full(task.action_dim, task.action_low),
-                              np.full(task.action_dim, task.action_high))
+                                    meta={"task": task, "policy_version": 0})
+        policy.normalizer.fit(arrays.state, *action_bounds(task, arrays.action))
         start_step = 0
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(_config_json(config))
@@ -125,7 +143,7 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
                                   weight_decay=config.weight_decay, fused=True)
     if start_step > 0 and (last / OPTIMIZER_FILE).exists():
         restore_optimizer("adamw", optimizer, load_file(str(last / OPTIMIZER_FILE)))
-    summary = {"task": task.name, "checkpoint": str(last), "steps": config.steps,
+    summary = {"task": task, "checkpoint": str(last), "steps": config.steps,
                "num_episodes": arrays.num_episodes, "num_frames": arrays.num_frames}
     if start_step >= config.steps:
         return summary | {"resumed_from": start_step}
@@ -144,7 +162,7 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     window_start, window_samples, losses = time.perf_counter(), 0, []
 
     def save(step: int) -> None:
-        meta = {"step": step, "task": task.name,
+        meta = {"step": step, "task": task,
                 "datasets": [str(d) for d in config.datasets]}
         for target in (ckpt_dir / f"step_{step:06d}", last):
             policy.save(target, **meta)
@@ -154,14 +172,14 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
                TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, disable=not show_progress) as progress:
-        bar = progress.add_task("sft", total=config.steps, completed=start_step, name=task.name,
+        bar = progress.add_task("sft", total=config.steps, completed=start_step, name=task,
                                 loss="-")
         for step in range(start_step, config.steps):
             lr = lr_at(step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             anchors = rng.integers(0, arrays.num_frames, size=config.batch_size)
-            batch = gather_windows(arrays, anchors, config.policy.chunk_horizon, task.prompt)
+            batch = gather_windows(arrays, anchors, config.policy.chunk_horizon, prompt)
             losses_i = policy.per_sample_loss(batch.obs, batch.actions, batch.valid, generator)
             weights = torch.ones(len(anchors))  # SFT: every demo window has weight 1
             loss = fm.weighted_loss(losses_i, weights, n_valid=len(anchors))

@@ -1,0 +1,189 @@
+"""One learner round on episodes collected elsewhere: a robot, a teleop rig, another stack.
+
+``habc online`` collects its rollouts in simulation. On a robot the rollouts come from the
+robot's own loop, which writes them into an episode store (LeRobot v3 layout with the
+``controller`` and ``policy_version`` columns, and each episode's ``success``). ``habc learn``
+then trains one round on the demos plus those stores with the same learner ``habc online``
+uses, and publishes the next policy for the robot to run::
+
+    habc learn --sft-checkpoint SFT --rollouts ROBOT_STORE --run-dir R        # -> R/policies/v001
+    (the robot collects round 2 with v001 into ROBOT_STORE)
+    habc learn --sft-checkpoint SFT --rollouts ROBOT_STORE --run-dir R        # -> R/policies/v002
+
+Run directory: ``config.json``, ``policies/vRRR`` (``v000`` is the SFT checkpoint),
+``learner/latest`` (actor, critic, optimisers, counters), ``learn/round_RRR.json`` (the
+round's training statistics and what its rollouts held) and ``tb/``. A round is published once:
+re-running the command after a stop finishes the round it stopped in (from the learner's last
+save) instead of starting another, and ``--round R`` names the round to train, so a repeated
+command never trains an extra one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from habc.envs.expert_phases import ExpertPhases
+from habc.envs.registry import get_task
+from habc.episodes.store import EpisodeStore, open_stores
+from habc.errors import ConfigError, HabcError
+from habc.experiments.online import (
+    Method,
+    OnlineConfig,
+    RoundTrainer,
+    episode_summary,
+    write_run_config,
+)
+from habc.learner.online import LearnerConfig
+from habc.policy.policy import load_policy
+from habc.weighting.rules import HabcRule, RecapRule, RejectionRule
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """Train one round on the demos plus rollout stores collected elsewhere; publish it."""
+
+    sft_checkpoint: Path
+    """SFT checkpoint the run starts from (policies/v000)."""
+    rollouts: tuple[Path, ...]
+    """Episode stores of the rollouts (every round's, as they grow)."""
+    run_dir: Path
+    """Output directory of the run (the learner's state lives here between rounds)."""
+    method: Method = "habc"
+    """Weighting rule / baseline, as in ``habc online``."""
+    demos: tuple[Path, ...] = ()
+    """Demo datasets; default: the datasets recorded in the SFT checkpoint."""
+    round: int | None = None
+    """Round to train; default: the one after the last published. A published round is not
+    trained again."""
+    steps: int = 1000
+    """Learner steps of the round."""
+    max_steps: int | None = None
+    """Episode step limit the rollouts ran under (the efficiency head's T_max); default: the
+    task's limit in the registry, which only knows Meta-World tasks."""
+    initial_rounds: int = 3
+    """Rounds of the initial phase; habc_ir turns intervention reweighting on after them."""
+    seed: int = 0
+    """Seed of sampling and initialisation."""
+    ckpt_every: int = 250
+    """Save the learner every this many steps (resume point)."""
+    log_every: int = 50
+    """Write TensorBoard scalars every this many steps."""
+    num_threads: int = 2
+    """torch CPU threads of the learner."""
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    """Learner."""
+    habc: HabcRule = field(default_factory=lambda: HabcRule(warmup_steps=500))
+    """HABC rule options, as in ``habc online``."""
+    recap: RecapRule = field(default_factory=RecapRule)
+    """Recap rule options."""
+    hiors: RejectionRule = field(default_factory=RejectionRule)
+    """Hi-ORS rule options."""
+
+    def __post_init__(self) -> None:
+        if not self.rollouts:
+            raise ConfigError("pass the rollout stores with --rollouts")
+        if self.round is not None and self.round < 1:
+            raise ConfigError("round must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError("max_steps must be >= 1")
+
+    def online(self, t_max: int) -> OnlineConfig:
+        """The ``OnlineConfig`` whose learner settings these are (its rollout fields unused)."""
+        return OnlineConfig(sft_checkpoint=self.sft_checkpoint, run_dir=self.run_dir,
+                            method=self.method, demos=self.demos, steps_per_round=self.steps,
+                            initial_rounds=self.initial_rounds, seed=self.seed,
+                            max_steps=t_max, ckpt_every=self.ckpt_every,
+                            log_every=self.log_every, num_threads=self.num_threads,
+                            learner=self.learner, habc=self.habc, recap=self.recap,
+                            hiors=self.hiors)
+
+
+def _step_limit(config: LearnConfig, task: str) -> int:
+    if config.max_steps is not None:
+        return config.max_steps
+    try:
+        return get_task(task).max_steps
+    except HabcError:
+        raise ConfigError(f"task {task!r} is not in the registry: pass --max-steps, the step "
+                          "limit of its episodes") from None
+
+
+def _check_run_dir(config: LearnConfig) -> None:
+    """Refuse a run directory of ``habc online``, or one that trains rounds of other lengths."""
+    if (config.run_dir / "rounds").exists():
+        raise ConfigError(f"{config.run_dir} holds a `habc online` run; use another --run-dir")
+    held = config.run_dir / "config.json"
+    if held.exists():
+        steps = json.loads(held.read_text())["steps"]
+        if steps != config.steps:
+            raise ConfigError(f"{config.run_dir} trains {steps} steps per round; pass --steps "
+                              f"{steps}")
+
+
+def run_learn(config: LearnConfig, console: Console | None = None,
+              *, show_progress: bool = True) -> dict[str, Any]:
+    """Train (or finish) one round on the stores, publish ``policies/vRRR``, return its record.
+
+    Raises:
+        ConfigError: bad input (no demos, a round out of order, rabc without stage labels).
+        StoreError: a store that does not open or does not fit the policy.
+    """
+    console = console or Console()
+    sft = load_policy(config.sft_checkpoint)
+    task = str(sft.meta.get("task", ""))
+    demos = config.demos or tuple(Path(d) for d in sft.meta.get("datasets", []))
+    if not demos:
+        raise ConfigError("no demo dataset: pass --demos (the checkpoint does not record one)")
+    t_max = _step_limit(config, task)
+    stores = [EpisodeStore.open(p) for p in config.rollouts]
+    arrays = open_stores([*demos, *config.rollouts])
+    if (arrays.state.shape[1], arrays.action.shape[1]) != (sft.state_dim, sft.action_dim):
+        raise ConfigError(f"the stores hold state/action widths {arrays.state.shape[1]}/"
+                          f"{arrays.action.shape[1]}, the policy {sft.state_dim}/"
+                          f"{sft.action_dim}")
+    if (longest := int(arrays.lengths.max())) > t_max:
+        raise ConfigError(f"an episode of {longest} steps is longer than the step limit {t_max}"
+                          " (--max-steps)")
+    online = config.online(t_max)
+    phases = None
+    if online.rule().critic == "progress":
+        try:
+            phases = ExpertPhases(get_task(task))
+        except HabcError:
+            raise ConfigError(f"{config.method}'s progress model needs stage labels, which come "
+                              f"from a scripted expert; task {task!r} has none") from None
+    _check_run_dir(config)
+    write_run_config(config.run_dir, config)
+    trainer = RoundTrainer(online, sft, task, t_max=t_max, demos=demos, rollouts=stores,
+                           phases=phases)
+    learner = trainer.learner
+    published = (config.run_dir / "policies" / f"v{learner.round:03d}").exists()
+    r = config.round or (learner.round + 1 if published else learner.round)
+    if r > learner.round + 1:
+        raise ConfigError(f"round {r} cannot come next: the learner has trained "
+                          f"{learner.round} round(s)")
+    path = config.run_dir / "learn" / f"round_{r:03d}.json"
+    if path.exists():
+        console.print(f"round {r} is published already: {config.run_dir}/policies/v{r:03d}")
+        return dict(json.loads(path.read_text()))
+    if r < learner.round:
+        raise ConfigError(f"round {r} lies behind the learner, which has trained "
+                          f"{learner.round} rounds; its record is missing")
+    data = trainer.load_data()
+    with Progress(disable=not show_progress, console=console, transient=True) as progress:
+        stats = trainer.train(r, lambda step: (data, r * config.steps), progress)
+    trainer.writer.close()
+    record: dict[str, Any] = {
+        "round": r, "method": config.method, "task": task, "policy_version": r,
+        "learner_step": learner.step, "ir_enabled": learner.ir_enabled,
+        "policy": str(config.run_dir / "policies" / f"v{r:03d}"),
+        "rollouts": episode_summary(open_stores(list(config.rollouts))), "train": stats}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
+    return record

@@ -1,0 +1,157 @@
+"""`habc learn`: one learner round on rollouts collected elsewhere, with `habc online`'s learner."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from habc.cli import main
+from habc.episodes.episode import Controller, Episode, EpisodeSource
+from habc.episodes.store import EpisodeStore
+from habc.policy.policy import Observation, load_policy
+from tests.conftest import make_episode
+from tests.test_online_cli import TINY_ONLINE, TINY_POLICY
+
+LEARNER = ["--learner.batch-size", "16", "--learner.critic.hidden-dim", "16",
+           "--learner.critic.value-bins", "11", "--habc.warmup-steps", "4", "--log-every", "4",
+           "--ckpt-every", "4", "--num-threads", "1", "--steps", "8", "--max-steps", "60"]
+
+
+@pytest.fixture(scope="module")
+def online_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny SFT checkpoint and a 1-round `habc online` run from it (3 rollouts, 8 steps)."""
+    root = tmp_path_factory.mktemp("learn")
+    assert main(["collect", "--task", "reach", "--out", str(root / "demos"), "--num-episodes",
+                 "2", "--max-steps", "150"]) == 0
+    assert main(["train", "--datasets", str(root / "demos"), "--run-dir", str(root / "sft"),
+                 "--steps", "10", "--batch-size", "8", *TINY_POLICY]) == 0
+    sft = root / "sft/checkpoints/last"
+    assert main(["online", "--sft-checkpoint", str(sft), "--run-dir", str(root / "online"),
+                 "--method", "habc", "--rounds", "1", *TINY_ONLINE]) == 0
+    return sft, root / "online"
+
+
+def weights(path: Path) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in load_file(str(path)).items()}
+
+
+def learn(sft: Path, rollouts: Path, run: Path, *extra: str) -> int:
+    return main(["learn", "--sft-checkpoint", str(sft), "--rollouts", str(rollouts),
+                 "--run-dir", str(run), *LEARNER, *extra])
+
+
+def test_learning_on_an_online_runs_rollouts_publishes_the_same_policy(online_run, tmp_path):
+    """The online run's round 1 is collect + train: its rollouts fed to `learn` give v001."""
+    sft, online = online_run
+    assert learn(sft, online / "rollouts", tmp_path) == 0
+    mine = weights(tmp_path / "policies/v001/model.safetensors")
+    theirs = weights(online / "policies/v001/model.safetensors")
+    assert mine.keys() == theirs.keys()
+    assert all(np.array_equal(mine[k], theirs[k]) for k in mine)
+    critic = weights(tmp_path / "learner/latest/critic.safetensors")
+    assert all(np.array_equal(critic[k], v)
+               for k, v in weights(online / "learner/latest/critic.safetensors").items())
+    record = json.loads((tmp_path / "learn/round_001.json").read_text())
+    held = json.loads((online / "rounds/round_001.json").read_text())
+    assert record["train"] == held["train"] and record["learner_step"] == 8
+    assert record["rollouts"]["n"] == 3
+    assert record["rollouts"]["operator_steps"] == held["rollouts"]["operator_steps"]
+
+
+def test_each_call_trains_the_next_round_once(online_run, tmp_path):
+    sft, online = online_run
+    assert learn(sft, online / "rollouts", tmp_path) == 0
+    assert learn(sft, online / "rollouts", tmp_path) == 0
+    record = json.loads((tmp_path / "learn/round_002.json").read_text())
+    assert record["round"] == 2 and record["learner_step"] == 16
+    v2 = weights(tmp_path / "policies/v002/model.safetensors")
+    # naming a published round trains nothing and publishes nothing new
+    assert learn(sft, online / "rollouts", tmp_path, "--round", "2") == 0
+    assert json.loads((tmp_path / "learn/round_002.json").read_text()) == record
+    assert not (tmp_path / "policies/v003").exists()
+    # a stop after the learner saved round 2 but before it published: the next call publishes
+    # round 2 from the saved learner without training it again
+    (tmp_path / "learn/round_002.json").unlink()
+    for path in sorted((tmp_path / "policies/v002").iterdir()):
+        path.unlink()
+    (tmp_path / "policies/v002").rmdir()
+    assert learn(sft, online / "rollouts", tmp_path) == 0
+    again = json.loads((tmp_path / "learn/round_002.json").read_text())
+    assert again["learner_step"] == 16 and again["train"] == record["train"]
+    republished = weights(tmp_path / "policies/v002/model.safetensors")
+    assert all(np.array_equal(republished[k], v2[k]) for k in v2)
+    assert learn(sft, online / "rollouts", tmp_path, "--round", "4") == 2  # round 3 comes next
+    (tmp_path / "learn/round_001.json").unlink()  # a round behind the learner is not redone
+    assert learn(sft, online / "rollouts", tmp_path, "--round", "1") == 2
+
+
+def test_learn_bad_input(online_run, tmp_path, rng, capsys):
+    sft, online = online_run
+    assert learn(sft, tmp_path / "missing", tmp_path / "a") == 2
+    assert learn(sft, online / "rollouts", online) == 2  # an online run's directory
+    assert learn(sft, online / "rollouts", tmp_path / "b", "--max-steps", "5") == 2
+    assert "longer than the step limit 5" in capsys.readouterr().err
+    assert learn(sft, online / "rollouts", tmp_path / "c") == 0
+    assert learn(sft, online / "rollouts", tmp_path / "c", "--steps", "4") == 2
+    assert "pass --steps 8" in capsys.readouterr().err
+    narrow = EpisodeStore.create(tmp_path / "narrow", state_dim=5, action_dim=4, fps=80,
+                                 robot_type="robot")
+    narrow.append([make_episode(rng, 20, source=EpisodeSource.ROLLOUT, state_dim=5)])
+    assert learn(sft, tmp_path / "narrow", tmp_path / "d") == 2
+    assert "widths" in capsys.readouterr().err
+
+
+def robot_episode(rng: np.random.Generator, n: int, *, source: EpisodeSource, success: bool,
+                  seed: int, human: tuple[int, int] | None = None) -> Episode:
+    """An episode of a task outside the registry: state (3,), actions in [-5, 5] (2,)."""
+    controller = np.full(n, int(source is EpisodeSource.DEMO), dtype=np.int8)
+    if human is not None:
+        controller[human[0]:human[1]] = Controller.HUMAN
+    return Episode(state=rng.standard_normal((n, 3)).astype(np.float32),
+                   action=rng.uniform(-5, 5, (n, 2)).astype(np.float32), controller=controller,
+                   policy_version=np.where(controller == Controller.HUMAN, -1, 0).astype(np.int32),
+                   success=success, source=source, task="slide-block", prompt="slide the block",
+                   seed=seed)
+
+
+def test_a_round_on_a_robot_task_outside_the_registry(tmp_path, rng, capsys):
+    """SFT on a robot's demos, then a round on its rollouts with takeovers: no simulator."""
+    demos = EpisodeStore.create(tmp_path / "demos", state_dim=3, action_dim=2, fps=10,
+                                robot_type="arm")
+    demos.append([robot_episode(rng, 30, source=EpisodeSource.DEMO, success=True, seed=s)
+                  for s in range(4)])
+    assert main(["train", "--datasets", str(tmp_path / "demos"), "--run-dir",
+                 str(tmp_path / "sft"), "--steps", "10", "--batch-size", "8", *TINY_POLICY]) == 0
+    sft = tmp_path / "sft/checkpoints/last"
+    policy = load_policy(sft)
+    actions = demos.read().action
+    assert policy.meta["task"] == "slide-block"
+    np.testing.assert_allclose(policy.normalizer.action_low.numpy(), actions.min(0))
+    np.testing.assert_allclose(policy.normalizer.action_high.numpy(), actions.max(0))
+
+    robot = EpisodeStore.create(tmp_path / "robot", state_dim=3, action_dim=2, fps=10,
+                                robot_type="arm")
+    robot.append([robot_episode(rng, 40, source=EpisodeSource.ROLLOUT, success=False, seed=10),
+                  robot_episode(rng, 25, source=EpisodeSource.ROLLOUT, success=True, seed=11,
+                                human=(5, 15)),
+                  robot_episode(rng, 40, source=EpisodeSource.ROLLOUT, success=False, seed=12,
+                                human=(20, 40)),
+                  robot_episode(rng, 18, source=EpisodeSource.ROLLOUT, success=True, seed=13)])
+    run = tmp_path / "run"
+    args = ["learn", "--sft-checkpoint", str(sft), "--rollouts", str(tmp_path / "robot"),
+            "--run-dir", str(run), *LEARNER[:-2]]
+    assert main(args) == 2
+    assert "not in the registry: pass --max-steps" in capsys.readouterr().err
+    assert main([*args, "--max-steps", "40", "--method", "rabc"]) == 2
+    assert "stage labels" in capsys.readouterr().err
+    assert main([*args, "--max-steps", "40"]) == 0
+    record = json.loads((run / "learn/round_001.json").read_text())
+    assert record["rollouts"]["n"] == 4 and record["rollouts"]["operator_steps"] == 30
+    assert record["rollouts"]["episodes_by_policy_version"] == {"0": 4}
+    assert record["learner_step"] == 8 and "critic/loss_v" in record["train"]
+    chunk = load_policy(run / "policies/v001").sample_chunk(
+        Observation(state=torch.zeros(1, 3)), torch.Generator().manual_seed(0))
+    assert chunk.shape == (1, 4, 2) and torch.isfinite(chunk).all()
