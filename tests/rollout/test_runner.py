@@ -59,3 +59,38 @@ def test_operator_rescue_is_recorded_step_by_step():
 def test_without_operator_the_policy_runs_to_time_out():
     ep = run_episode(StubEnv(), StubActor(), seed=0, source=EpisodeSource.ROLLOUT)
     assert not ep.success and ep.length == 40 and (ep.controller == 0).all()
+
+
+class PedalTeleop:
+    """A person's teleop rig: holds the pedal down on steps [3, 7) and pushes +0.2 per step."""
+
+    def __init__(self):
+        self.t = 0
+
+    @property
+    def in_control(self):
+        return 3 <= self.t < 7
+
+    def reset(self):
+        self.t = 0
+
+    def act(self, raw_state):
+        return np.array([0.2, 0, 0, 0], np.float32)
+
+    def observe(self, progress):
+        self.t += 1
+
+    def logged_controllers(self, controller):
+        return controller
+
+
+def test_any_operator_with_the_protocol_can_take_over():
+    """Not only the simulated operator: a teleop rig that reads no progress signal."""
+    actor = StubActor()
+    ep = run_episode(StubEnv(), actor, seed=0, source=EpisodeSource.ROLLOUT,
+                     operator=PedalTeleop())
+    assert not ep.success and ep.length == 40
+    assert ep.controller.tolist() == [0] * 3 + [1] * 4 + [0] * 33
+    assert ep.policy_version.tolist() == [7] * 3 + [-1] * 4 + [7] * 33
+    assert actor.resets == 3  # episode start, takeover, hand-back
+    np.testing.assert_allclose(ep.state[7:, 0], 0.8, atol=1e-6)  # the policy holds still

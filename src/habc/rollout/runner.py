@@ -2,16 +2,70 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any, Protocol
 
-from habc.envs.metaworld_env import MetaWorldTaskEnv
+import numpy as np
+import numpy.typing as npt
+
+from habc.envs.registry import TaskSpec
 from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.rollout.actors import Actor
-from habc.rollout.operator import SimulatedOperator
 
 
-def run_episode(env: MetaWorldTaskEnv, actor: Actor, *, seed: int, source: EpisodeSource,
-                operator: SimulatedOperator | None = None) -> Episode:
+class TaskEnv(Protocol):
+    """What the runner needs of an environment: Meta-World's here, a robot's driver elsewhere.
+
+    ``step`` follows gymnasium: (observation, reward, terminated on success, truncated at the
+    step limit, info); ``info`` carries ``success`` and ``progress`` (a task-progress signal
+    in [0, 1] for the operator; a robot without one may report 0.0 to a human operator).
+    """
+
+    @property
+    def task(self) -> TaskSpec:
+        """The task (its name and prompt are stored with the episode)."""
+        ...
+
+    @property
+    def raw_state(self) -> npt.NDArray[np.float64]:
+        """The full state after the last reset or step (what a scripted expert reads)."""
+        ...
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, npt.NDArray[np.float32]], dict[str, Any]]:
+        """Start an episode with ``seed``'s layout."""
+        ...
+
+    def step(self, action: npt.NDArray[np.float32]
+             ) -> tuple[dict[str, npt.NDArray[np.float32]], float, bool, bool, dict[str, Any]]:
+        """Execute one action."""
+        ...
+
+
+class Operator(Protocol):
+    """Who may take over during an episode: the simulated operator, or a person's teleop."""
+
+    @property
+    def in_control(self) -> bool:
+        """Whether the operator produces the next action."""
+        ...
+
+    def reset(self) -> None:
+        """Start a new episode."""
+
+    def act(self, raw_state: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+        """The operator's action (A,) for the current step."""
+        ...
+
+    def observe(self, progress: float) -> None:
+        """Take in the task-progress signal after a step; decide control for the next step."""
+
+    def logged_controllers(self, controller: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
+        """The (T,) controller labels as they are logged (the executed ones, or as mislabelled)."""
+        ...
+
+
+def run_episode(env: TaskEnv, actor: Actor, *, seed: int, source: EpisodeSource,
+                operator: Operator | None = None) -> Episode:
     """Reset ``env`` to ``seed``'s layout and let ``actor`` act until success or time-out.
 
     With an ``operator``, the operator may take over (and hand back) at any step; the actor
