@@ -9,11 +9,12 @@ import pytest
 
 from habc.cli import main
 from habc.errors import ConfigError
-from habc.evaluation.stats import wilson_interval
+from habc.evaluation.stats import difference_interval, wilson_interval
 from habc.experiments.experiment import (
     ExperimentConfig,
     ExperimentSpec,
     _online_config,
+    comparison_table,
     experiment_jobs,
     next_job,
     preset_names,
@@ -244,6 +245,42 @@ def test_last_rounds_table_hand_computed(tmp_path):
     assert table.splitlines()[-3] == "| reach (2 demos) | 65%; 60/70 | 95%; 95, 1 of 2 seeds |"
     with pytest.raises(ConfigError, match=">= 1"):
         ExperimentSpec(name="t", tasks=(("reach", 2),), late_rounds=0)
+
+
+def test_comparison_of_two_experiments_hand_computed(tmp_path, capsys):
+    spec = ExperimentSpec(name="t", tasks=(("reach", 2), ("push", 2)), seeds=(0, 1),
+                          step1_methods=("habc",), step1_rounds=2, step2_methods=())
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    _write_rounds(mine / "reach/seed_0/step1/habc", [0.2, 0.5, 0.6])
+    _write_rounds(mine / "reach/seed_1/step1/habc", [0.4, 0.7, 0.9])
+    _write_rounds(theirs / "reach/seed_0/step1/habc", [0.2, 0.4, 0.5])
+    _write_rounds(theirs / "reach/seed_1/step1/habc", [0.4, 0.6, 0.6])
+    _write_rounds(mine / "push/seed_0/step1/habc", [0.1, 0.3, 0.4])
+    _write_rounds(mine / "push/seed_1/step1/habc", [0.1, 0.2, 0.3])
+    _write_rounds(theirs / "push/seed_0/step1/habc", [0.1, 0.2, 0.2])
+    _write_rounds(theirs / "push/seed_1/step1/habc", [0.1, 0.3])  # not finished
+    rows = comparison_table(mine, theirs, spec).splitlines()
+    # reach: 6 + 9 = 15 of 20 against 5 + 6 = 11 of 20; last 2 rounds (5+6+7+9) / 40 against
+    # (4+5+6+6) / 40 = 67.5% - 52.5%; per seed +10 / +30.
+    low, high = difference_interval(15, 20, 11, 20)
+    assert rows[4] == (f"| reach | habc | 75% | 55% | +20 [{100 * low:+.0f}, {100 * high:+.0f}] "
+                       "| +15 | +10/+30 |")
+    # push: seed 0 only, 4 of 10 against 2 of 10; last rounds (3+4) / 20 - (2+2) / 20.
+    low, high = difference_interval(4, 10, 2, 10)
+    assert rows[5] == (f"| push | habc | 40% | 20% | +20 [{100 * low:+.0f}, {100 * high:+.0f}] "
+                       "| +15 | +20, 1 of 2 seeds |")
+    # all tasks: 19 of 30 against 13 of 30; the mean of the two last-rounds differences.
+    low, high = difference_interval(19, 30, 13, 30)
+    assert rows[6] == (f"| all tasks | habc | 63% | 43% | +20 [{100 * low:+.0f}, "
+                       f"{100 * high:+.0f}] | +15 | 2 of 2 tasks |")
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps({"name": "t", "tasks": [["reach", 2], ["push", 2]],
+                                     "seeds": [0, 1], "step1_methods": ["habc"],
+                                     "step1_rounds": 2, "step2_methods": []}))
+    args = ["experiment", "--config-file", str(spec_file), "--out", str(mine), "--against"]
+    assert main([*args, str(theirs)]) == 0
+    assert "| all tasks | habc | 63% | 43% |" in capsys.readouterr().out
+    assert main([*args, str(tmp_path / "none")]) == 2
 
 
 def test_weighted_actor_batches_apply_to_habc_methods_only(tmp_path):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from habc.evaluation.stats import mean_success_length, wilson_interval
+from habc.evaluation.stats import difference_interval, mean_success_length, wilson_interval
 
 
 def test_wilson_hand_computed():
@@ -29,3 +29,14 @@ def test_mean_success_length_over_successes_only():
     length = np.array([10, 500, 20])
     assert mean_success_length(success, length) == 15.0
     assert mean_success_length(np.zeros(2, bool), np.array([1, 2])) is None
+
+
+def test_difference_interval_matches_newcombes_worked_examples():
+    # Newcombe (1998), Statistics in Medicine 17:873-890, Table II, method 10.
+    for (k1, n1, k2, n2), (low, high) in {(56, 70, 48, 80): (0.0524, 0.3339),
+                                          (9, 10, 3, 10): (0.1705, 0.8090),
+                                          (6, 7, 2, 7): (0.0582, 0.8062),
+                                          (5, 56, 0, 29): (-0.0381, 0.1926)}.items():
+        assert difference_interval(k1, n1, k2, n2) == pytest.approx((low, high), abs=1e-4)
+    # by hand: 5/10 - 5/10 = 0, each side sqrt(2) * (0.5 - 0.236593) = 0.372514
+    assert difference_interval(5, 10, 5, 10) == pytest.approx((-0.372514, 0.372514), abs=1e-5)

@@ -31,6 +31,20 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) \
     return low, high
 
 
+def difference_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
+    """95% interval of p1 - p2 for two independent proportions (Newcombe's hybrid score).
+
+    With Wilson intervals (l1, u1) of p1 = k1/n1 and (l2, u2) of p2 = k2/n2 and d = p1 - p2:
+    ``(d - sqrt((p1 - l1)^2 + (u2 - p2)^2), d + sqrt((u1 - p1)^2 + (p2 - l2)^2))``
+    (Newcombe 1998, method 10).
+    """
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = wilson_interval(k1, n1), wilson_interval(k2, n2)
+    d = p1 - p2
+    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+            d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+
+
 def mean_success_length(success: npt.NDArray[np.bool_], length: npt.NDArray[np.int64]) \
         -> float | None:
     """Mean episode length over successful trials only; None if there are none."""

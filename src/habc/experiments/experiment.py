@@ -34,7 +34,7 @@ from habc.critic.config import CriticConfig
 from habc.envs.registry import EVAL_SEED_BASE, eval_seeds, get_task
 from habc.errors import ConfigError, HabcError
 from habc.evaluation.evaluate import EvalConfig, evaluate
-from habc.evaluation.stats import wilson_interval
+from habc.evaluation.stats import difference_interval, wilson_interval
 from habc.experiments.online import METHODS, OnlineConfig, run_online
 from habc.experiments.tables import load_rounds
 from habc.learner.online import OWN_POOL_METHODS, LearnerConfig
@@ -181,6 +181,10 @@ class ExperimentConfig:
     """Run nothing: copy the records of OUT (spec, results, expert rates, run configs, round
     records, logs; no checkpoints or episodes, a few hundred kB) to this directory, small
     enough to commit; ``--table-only --out`` on the copy prints the same table."""
+    against: Path | None = None
+    """Run nothing: compare OUT's finished runs with this experiment directory's (an A/B arm,
+    or the benchmark before a change), method by method, with 95% intervals of the
+    differences. Both are read with OUT's spec."""
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -389,10 +393,13 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
     console = console or Console()
     spec = config.spec()
     out = Path(config.out or Path("runs/experiments") / spec.name)
-    if config.table_only or config.export is not None:
-        if not out.is_dir():
-            raise ConfigError(f"no experiment directory {out}")
-        if config.export is not None:
+    if config.table_only or config.export is not None or config.against is not None:
+        for directory in (out, config.against):
+            if directory is not None and not directory.is_dir():
+                raise ConfigError(f"no experiment directory {directory}")
+        if config.against is not None:
+            console.print(comparison_table(out, config.against, spec), soft_wrap=True)
+        elif config.export is not None:
             copied = export_records(out, config.export)
             console.print(f"exported {len(copied)} record files -> {config.export}")
         else:
@@ -428,10 +435,10 @@ def expert_job(spec: ExperimentSpec, out: Path, task: str) -> str:
 
 
 def _seed_rounds(out: Path, spec: ExperimentSpec, task: str, step: int, method: str,
-                 sft: dict[int, dict[str, Any]]) -> list[list[dict[str, Any]]]:
+                 sft: dict[int, dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
     """Per finished seed of one run, the evals of rounds 0 to final (records each SFT eval)."""
     rounds = spec.step1_rounds + (spec.step2_rounds if step == 2 else 0)
-    per_seed = []
+    per_seed = {}
     for s in spec.seeds:
         run = _cell(out, task, s) / f"step{step}" / method
         started = any((run / "rounds").glob("round_*.json"))
@@ -439,7 +446,7 @@ def _seed_rounds(out: Path, spec: ExperimentSpec, task: str, step: int, method: 
         if recs and step == 1:
             sft.setdefault(s, recs[0]["eval"])
         if len(recs) > rounds:
-            per_seed.append([rec["eval"] for rec in recs[:rounds + 1]])
+            per_seed[s] = [rec["eval"] for rec in recs[:rounds + 1]]
     return per_seed
 
 
@@ -475,8 +482,7 @@ def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
                f"{list(spec.seeds)}; SFT = round 0; expert = the scripted expert on the same "
                "seeds. Mean success length in parentheses, then the per-seed rates.")
     rows, target_rows, late_rows = [], [], []
-    late = {1: min(spec.late_rounds, spec.step1_rounds),
-            2: min(spec.late_rounds, max(spec.step2_rounds, 1))}
+    late = _late_rounds(spec)
     late_step2 = (f"; Step 2: rounds {spec.step1_rounds + spec.step2_rounds - late[2] + 1}-"
                   f"{spec.step1_rounds + spec.step2_rounds}" if spec.step2_methods else "")
     late_caption = (f"Success averaged over each run's last rounds (Step 1: rounds "
@@ -489,7 +495,8 @@ def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
         per_seed = {(step, m): _seed_rounds(out, spec, task, step, m, sft)
                     for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods))
                     for m in methods}
-        finals = {key: [evals[-1] for evals in seeds] for key, seeds in per_seed.items()}
+        finals = {key: [evals[-1] for evals in seeds.values()]
+                  for key, seeds in per_seed.items()}
         expert_path = out / get_task(task).name / EXPERT_FILE
         expert = [json.loads(expert_path.read_text())] if expert_path.exists() else []
         rows.append([f"{task} ({demos} demos)", _pooled(expert, 1),
@@ -504,7 +511,7 @@ def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
                               ((0, "sft"), (1, "dagger"), (1, "recap"))),
                             _length_target(habc, done.get((1, "habc_v")))])
         late_rows.append([f"{task} ({demos} demos)", *(
-            _late_cell(seeds, late[step], len(spec.seeds))
+            _late_cell(list(seeds.values()), late[step], len(spec.seeds))
             for (step, _), seeds in per_seed.items())])
     return ResultTables(
         caption=caption, header=["task", "expert", "SFT", *columns], rows=rows,
@@ -512,6 +519,72 @@ def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
                        "HABC > DAgger", "HABC > Recap", "HABC length <= HABC-V"],
         target_rows=target_rows, late_caption=late_caption,
         late_header=["task", *columns], late_rows=late_rows, job_time=_job_time(out, spec))
+
+
+def _late_rounds(spec: ExperimentSpec) -> dict[int, int]:
+    """How many final rounds the last-rounds averages of Step 1 and Step 2 take."""
+    return {1: min(spec.late_rounds, spec.step1_rounds),
+            2: min(spec.late_rounds, max(spec.step2_rounds, 1))}
+
+
+def comparison_table(out: Path, against: Path, spec: ExperimentSpec) -> str:
+    """Final success of ``out``'s runs against ``against``'s, method by method (Markdown).
+
+    Both directories are read with ``spec`` (``out``'s). Per task and method, over the seeds
+    finished in both: each side's pooled final success, the difference in points with its 95%
+    interval, the per-seed differences and the difference of the last-rounds averages; the
+    rows ``all tasks`` pool the tasks.
+    """
+    late = _late_rounds(spec)
+    rows: list[list[str]] = []
+    pools: dict[str, list[tuple[int, int, int, int, float]]] = {}
+    for task, _ in spec.tasks:
+        for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods)):
+            for method in methods:
+                name = "habc_cont" if step == 2 and method == "habc" else method
+                mine = _seed_rounds(out, spec, task, step, method, {})
+                theirs = _seed_rounds(against, spec, task, step, method, {})
+                seeds = [s for s in spec.seeds if s in mine and s in theirs]
+                if not seeds:
+                    rows.append([task, name, "-", "-", "-", "-", "-"])
+                    continue
+                k, n, _ = _pool([mine[s][-1] for s in seeds])
+                k_o, n_o, _ = _pool([theirs[s][-1] for s in seeds])
+                late_gap = (_pooled_rate([e for s in seeds for e in mine[s][-late[step]:]])
+                            - _pooled_rate([e for s in seeds for e in theirs[s][-late[step]:]]))
+                gaps = [mine[s][-1]["success_rate"] - theirs[s][-1]["success_rate"]
+                        for s in seeds]
+                pools.setdefault(name, []).append((k, n, k_o, n_o, late_gap))
+                rows.append([task, name, *_difference_cells(k, n, k_o, n_o, late_gap),
+                             _seeds_text(gaps, len(spec.seeds), signed=True).removeprefix("; ")])
+    for name, parts in pools.items() if len(spec.tasks) > 1 else ():
+        k, n = sum(p[0] for p in parts), sum(p[1] for p in parts)
+        k_o, n_o = sum(p[2] for p in parts), sum(p[3] for p in parts)
+        mean_late = float(np.mean([p[4] for p in parts]))
+        rows.append(["all tasks", name, *_difference_cells(k, n, k_o, n_o, mean_late),
+                     f"{len(parts)} of {len(spec.tasks)} tasks"])
+    caption = (f"{out} against {against}: final success pooled over the seeds finished in "
+               "both, the difference in points with its 95% interval (Newcombe's, for "
+               "independent proportions; a seed's runs share their SFT checkpoint and "
+               "evaluation layouts, which makes it conservative), the difference of the "
+               f"last-rounds averages (Step 1: {late[1]} rounds, Step 2: {late[2]}; all tasks: "
+               "their mean) and the per-seed differences.")
+    header = ["task", "method", str(out.name), str(against.name), "difference [95% CI]",
+              "last rounds", "per seed"]
+    return "\n".join([caption, "", *_markdown(header, rows)]) + "\n"
+
+
+def _pooled_rate(evals: list[dict[str, Any]]) -> float:
+    k, n, _ = _pool(evals)
+    return k / n
+
+
+def _difference_cells(k: int, n: int, k_o: int, n_o: int, late_gap: float) -> list[str]:
+    """Both pooled rates, their difference [95% CI] and the last-rounds difference."""
+    low, high = difference_interval(k, n, k_o, n_o)
+    return [f"{k / n:.0%}", f"{k_o / n_o:.0%}",
+            f"{100 * (k / n - k_o / n_o):+.0f} [{100 * low:+.0f}, {100 * high:+.0f}]",
+            f"{100 * late_gap:+.0f}"]
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -567,9 +640,10 @@ def _pooled(evals: list[dict[str, Any]], n_seeds: int) -> str:
     return f"{k / n:.0%} [{100 * low:.0f}, {100 * high:.0f}]{length_text}{seeds}"
 
 
-def _seeds_text(rates: list[float], n_seeds: int) -> str:
+def _seeds_text(rates: list[float], n_seeds: int, *, signed: bool = False) -> str:
     """'; a/b/c' per-seed rates (when several seeds), then how many seeds finished if not all."""
-    per_seed = "; " + "/".join(f"{100 * r:.0f}" for r in rates) if n_seeds > 1 else ""
+    form = "+.0f" if signed else ".0f"
+    per_seed = "; " + "/".join(f"{100 * r:{form}}" for r in rates) if n_seeds > 1 else ""
     done = "" if len(rates) == n_seeds else f", {len(rates)} of {n_seeds} seeds"
     return per_seed + done
 
