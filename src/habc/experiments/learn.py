@@ -20,6 +20,7 @@ command never trains an extra one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from rich.progress import Progress
 
 from habc.envs.expert_phases import ExpertPhases
 from habc.envs.registry import get_task
+from habc.episodes.episode import EpisodeSource
 from habc.episodes.store import EpisodeStore, open_stores
 from habc.errors import ConfigError, HabcError
 from habc.experiments.online import (
@@ -39,7 +41,7 @@ from habc.experiments.online import (
     episode_summary,
     write_run_config,
 )
-from habc.learner.online import LearnerConfig
+from habc.learner.online import LearnerConfig, TrainingData
 from habc.policy.policy import load_policy
 from habc.weighting.rules import HabcRule, RecapRule, RejectionRule
 
@@ -126,6 +128,31 @@ def _check_run_dir(config: LearnConfig) -> None:
                               f"{steps}")
 
 
+def _train(config: LearnConfig, trainer: RoundTrainer, console: Console,
+           show_progress: bool) -> tuple[int, TrainingData | None, dict[str, float]]:
+    """Pick the round and train it: (round, the data it trained on, its statistics).
+
+    The data is None when the round was published before (nothing trained).
+    """
+    learner = trainer.learner
+    published = (config.run_dir / "policies" / f"v{learner.round:03d}").exists()
+    r = config.round or (learner.round + 1 if published else learner.round)
+    if r > learner.round + 1:
+        raise ConfigError(f"round {r} cannot come next: the learner has trained "
+                          f"{learner.round} round(s)")
+    path = config.run_dir / "learn" / f"round_{r:03d}.json"
+    if path.exists():
+        console.print(f"round {r} is published already: {config.run_dir}/policies/v{r:03d}")
+        return r, None, {}
+    if r < learner.round:
+        raise ConfigError(f"round {r} lies behind the learner, which has trained "
+                          f"{learner.round} rounds; its record is missing")
+    data = trainer.load_data()
+    with Progress(disable=not show_progress, console=console, transient=True) as progress:
+        stats = trainer.train(r, lambda step: (data, r * config.steps), progress)
+    return r, data, stats
+
+
 def run_learn(config: LearnConfig, console: Console | None = None,
               *, show_progress: bool = True) -> dict[str, Any]:
     """Train (or finish) one round on the stores, publish ``policies/vRRR``, return its record.
@@ -162,28 +189,18 @@ def run_learn(config: LearnConfig, console: Console | None = None,
     write_run_config(config.run_dir, config)
     trainer = RoundTrainer(online, sft, task, t_max=t_max, demos=demos, rollouts=stores,
                            phases=phases)
+    with contextlib.closing(trainer.writer):
+        r, data, stats = _train(config, trainer, console, show_progress)
     learner = trainer.learner
-    published = (config.run_dir / "policies" / f"v{learner.round:03d}").exists()
-    r = config.round or (learner.round + 1 if published else learner.round)
-    if r > learner.round + 1:
-        raise ConfigError(f"round {r} cannot come next: the learner has trained "
-                          f"{learner.round} round(s)")
     path = config.run_dir / "learn" / f"round_{r:03d}.json"
-    if path.exists():
-        console.print(f"round {r} is published already: {config.run_dir}/policies/v{r:03d}")
+    if data is None:
         return dict(json.loads(path.read_text()))
-    if r < learner.round:
-        raise ConfigError(f"round {r} lies behind the learner, which has trained "
-                          f"{learner.round} rounds; its record is missing")
-    data = trainer.load_data()
-    with Progress(disable=not show_progress, console=console, transient=True) as progress:
-        stats = trainer.train(r, lambda step: (data, r * config.steps), progress)
-    trainer.writer.close()
+    trained_on = data.arrays.select(data.arrays.source != str(EpisodeSource.DEMO))
     record: dict[str, Any] = {
         "round": r, "method": config.method, "task": task, "policy_version": r,
         "learner_step": learner.step, "ir_enabled": learner.ir_enabled,
         "policy": str(config.run_dir / "policies" / f"v{r:03d}"),
-        "rollouts": episode_summary(open_stores(list(config.rollouts))), "train": stats}
+        "rollouts": episode_summary(trained_on), "train": stats}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2))
     return record
