@@ -105,8 +105,10 @@ def test_learn_bad_input(online_run, tmp_path, rng, capsys):
 
 
 def robot_episode(rng: np.random.Generator, n: int, *, source: EpisodeSource, success: bool,
-                  seed: int, human: tuple[int, int] | None = None) -> Episode:
-    """An episode of a task outside the registry: state (3,), actions in [-5, 5] (2,)."""
+                  seed: int, human: tuple[int, int] | None = None,
+                  staged: bool = False) -> Episode:
+    """An episode of a task outside the registry: state (3,), actions in [-5, 5] (2,); with
+    ``staged``, annotated stages 0 then 1 (half the episode each)."""
     controller = np.full(n, int(source is EpisodeSource.DEMO), dtype=np.int8)
     if human is not None:
         controller[human[0]:human[1]] = Controller.HUMAN
@@ -114,7 +116,7 @@ def robot_episode(rng: np.random.Generator, n: int, *, source: EpisodeSource, su
                    action=rng.uniform(-5, 5, (n, 2)).astype(np.float32), controller=controller,
                    policy_version=np.where(controller == Controller.HUMAN, -1, 0).astype(np.int32),
                    success=success, source=source, task="slide-block", prompt="slide the block",
-                   seed=seed)
+                   seed=seed, stage=(np.arange(n) >= n // 2).astype(np.int64) if staged else None)
 
 
 def test_a_round_on_a_robot_task_outside_the_registry(tmp_path, rng, capsys):
@@ -155,3 +157,29 @@ def test_a_round_on_a_robot_task_outside_the_registry(tmp_path, rng, capsys):
     chunk = load_policy(run / "policies/v001").sample_chunk(
         Observation(state=torch.zeros(1, 3)), torch.Generator().manual_seed(0))
     assert chunk.shape == (1, 4, 2) and torch.isfinite(chunk).all()
+
+
+def test_rabc_on_a_robot_task_takes_the_stores_stage_labels(tmp_path, rng, capsys):
+    """No scripted expert: the progress model's stages come from the stores' stage column."""
+    stores = {}
+    for name, source in (("demos", EpisodeSource.DEMO), ("robot", EpisodeSource.ROLLOUT)):
+        stores[name] = EpisodeStore.create(tmp_path / name, state_dim=3, action_dim=2, fps=10,
+                                           robot_type="arm", stage_names=["push", "slide"])
+        stores[name].append([robot_episode(rng, 30, source=source, success=s % 3 != 1, seed=s,
+                                           staged=True) for s in range(6)
+                             if source is EpisodeSource.ROLLOUT or s % 3 != 1])
+    assert main(["train", "--datasets", str(tmp_path / "demos"), "--run-dir",
+                 str(tmp_path / "sft"), "--steps", "10", "--batch-size", "8", *TINY_POLICY]) == 0
+    args = ["learn", "--sft-checkpoint", str(tmp_path / "sft/checkpoints/last"), "--rollouts",
+            str(tmp_path / "robot"), "--method", "rabc", *LEARNER[:-2], "--max-steps", "30",
+            "--learner.progress.pretrain-steps", "4", "--learner.validation-every", "3"]
+    assert main([*args, "--run-dir", str(tmp_path / "run")]) == 0
+    train = json.loads((tmp_path / "run/learn/round_001.json").read_text())["train"]
+    # held out: every 3rd rollout, seeds 2 and 5, both successes of 30 frames
+    assert "progress/loss" in train and train["progress/heldout_frames"] == 60
+    plain = EpisodeStore.create(tmp_path / "plain", state_dim=3, action_dim=2, fps=10,
+                                robot_type="arm")
+    plain.append([robot_episode(rng, 30, source=EpisodeSource.ROLLOUT, success=True, seed=9)])
+    args[args.index(str(tmp_path / "robot"))] = str(tmp_path / "plain")
+    assert main([*args, "--run-dir", str(tmp_path / "run2")]) == 2
+    assert "not every dataset has a stage column" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import pytest
 from habc.episodes import store as store_mod
 from habc.episodes.episode import EpisodeSource
 from habc.episodes.store import EpisodeStore, open_stores
-from habc.errors import StoreError
+from habc.errors import HabcError, StoreError
 from tests.conftest import make_episode
 
 
@@ -188,3 +188,39 @@ def test_open_stores_concatenates(tmp_path, rng):
     sub = arrays.select(np.array([False, True, True]))
     assert sub.episode_ends.tolist() == [4, 6]
     np.testing.assert_array_equal(sub.state, arrays.state[3:])
+
+
+def staged(ep, stage):
+    return type(ep)(**{**ep.__dict__, "stage": np.asarray(stage, dtype=np.int64)})
+
+
+def test_stage_labels_round_trip_and_are_checked(tmp_path, rng):
+    store = EpisodeStore.create(tmp_path / "a", state_dim=39, action_dim=4, fps=80,
+                                robot_type="arm", stage_names=["reach", "grasp", "place"])
+    store.append([staged(make_episode(rng, 3), [0, 1, 2]), staged(make_episode(rng, 2), [0, 0])])
+    reopened = EpisodeStore.open(tmp_path / "a")
+    assert reopened.stage_names == ["reach", "grasp", "place"]
+    info = json.loads((tmp_path / "a/meta/info.json").read_text())
+    assert info["features"]["stage"]["info"] == {"0": "reach", "1": "grasp", "2": "place"}
+    arrays = reopened.read()
+    assert arrays.stage is not None and arrays.stage.tolist() == [0, 1, 2, 0, 0]
+    assert arrays.select(np.array([False, True])).stage.tolist() == [0, 0]
+    with pytest.raises(StoreError, match="stage label in"):
+        store.append([make_episode(rng, 2)])  # no labels
+    with pytest.raises(StoreError, match="stage label in"):
+        store.append([staged(make_episode(rng, 2), [0, 3])])  # no stage 3
+    plain = new_store(tmp_path / "b")
+    with pytest.raises(StoreError, match="keeps no stage labels"):
+        plain.append([staged(make_episode(rng, 2), [0, 0])])
+    with pytest.raises(HabcError, match="field 'stage' has 3 steps"):
+        staged(make_episode(rng, 2), [0, 0, 0])
+    plain.append([make_episode(rng, 4)])
+    assert new_store(tmp_path / "c").stage_names is None and plain.read().stage is None
+    # several stores: labels only when every store has them, under the same names
+    assert open_stores([tmp_path / "a", tmp_path / "a"]).stage.tolist() == [0, 1, 2, 0, 0] * 2
+    assert open_stores([tmp_path / "a", tmp_path / "b"]).stage is None
+    other = EpisodeStore.create(tmp_path / "d", state_dim=39, action_dim=4, fps=80,
+                                robot_type="arm", stage_names=["reach", "place"])
+    other.append([staged(make_episode(rng, 2), [0, 1])])
+    with pytest.raises(StoreError, match="different stage names"):
+        open_stores([tmp_path / "a", tmp_path / "d"])

@@ -53,6 +53,8 @@ class Episode:
         prompt: language task prompt (stored as the LeRobot task string).
         seed: environment seed that fixed the initial layout.
         images: optional camera frames, name -> (T, H, W, 3) uint8.
+        stage: optional (T,) int64 stage label of each step (annotated task stages, for the
+            stage-aware progress model where no scripted expert gives them).
     """
 
     state: npt.NDArray[np.float32]
@@ -65,13 +67,14 @@ class Episode:
     prompt: str
     seed: int
     images: dict[str, npt.NDArray[np.uint8]] = field(default_factory=dict)
+    stage: npt.NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.state)
         if n == 0:
             raise HabcError("an episode needs at least one step")
-        for name in ("action", "controller", "policy_version"):
-            if len(getattr(self, name)) != n:
+        for name in ("action", "controller", "policy_version", "stage"):
+            if getattr(self, name) is not None and len(getattr(self, name)) != n:
                 raise HabcError(f"episode field {name!r} has {len(getattr(self, name))} steps, "
                                 f"state has {n}")
 

@@ -11,7 +11,9 @@ Layout (paths relative to the store root)::
 Every ``append`` call writes one new data file and one new episodes file with the same
 chunk/file index, so nothing already written is ever rewritten. Beyond LeRobot's standard
 columns, frames carry ``controller`` (0 = policy, 1 = human) and ``policy_version`` (-1 for
-human steps), and episode rows carry ``source``, ``success``, ``seed``, ``env_task``.
+human steps), and episode rows carry ``source``, ``success``, ``seed``, ``env_task``. A store
+created with ``stage_names`` also carries each frame's annotated ``stage`` (its names in the
+feature's ``info``).
 
 Crash safety: each file is written to a temporary name, flushed to disk and renamed into place.
 The episodes file is the commit point: it is renamed only after its data file is in place, and
@@ -51,6 +53,7 @@ STATS_PATH = "meta/stats.json"
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
 IMAGE_PREFIX = "observation.images."
+STAGE_KEY = "stage"
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class StoreArrays:
         source: (E,) str.
         seed: (E,) int64.
         task: (E,) str registry names.
+        stage: (N,) int64 annotated stage labels, or None when a store has none.
     """
 
     state: npt.NDArray[np.float32]
@@ -86,6 +90,7 @@ class StoreArrays:
     source: npt.NDArray[np.str_]
     seed: npt.NDArray[np.int64]
     task: npt.NDArray[np.str_]
+    stage: npt.NDArray[np.int64] | None = None
 
     @property
     def num_frames(self) -> int:
@@ -121,6 +126,7 @@ class StoreArrays:
             source=self.source[episode_mask],
             seed=self.seed[episode_mask],
             task=self.task[episode_mask],
+            stage=self.stage[keep_frames] if self.stage is not None else None,
         )
 
 
@@ -221,8 +227,13 @@ class EpisodeStore:
         fps: int,
         robot_type: str,
         image_shapes: dict[str, tuple[int, int, int]] | None = None,
+        stage_names: Sequence[str] | None = None,
     ) -> EpisodeStore:
-        """Create an empty store at ``root`` (which must not hold one already)."""
+        """Create an empty store at ``root`` (which must not hold one already).
+
+        ``stage_names``: the task's stages in order; every episode then carries a ``stage``
+        label per step.
+        """
         root = Path(root)
         if (root / INFO_PATH).exists():
             raise StoreError(f"an episode store already exists at {root}")
@@ -239,6 +250,11 @@ class EpisodeStore:
                            "info": {str(int(c)): c.name.lower() for c in Controller}},
             "policy_version": {"dtype": "int64", "shape": [1], "names": None,
                                "info": {"-1": "human step"}},
+        }
+        if stage_names:
+            features[STAGE_KEY] = {"dtype": "int64", "shape": [1], "names": None,
+                                   "info": {str(i): name for i, name in enumerate(stage_names)}}
+        features |= {
             "timestamp": {"dtype": "float32", "shape": [1], "names": None},
             "frame_index": {"dtype": "int64", "shape": [1], "names": None},
             "episode_index": {"dtype": "int64", "shape": [1], "names": None},
@@ -292,6 +308,13 @@ class EpisodeStore:
         return int(self.info["features"][ACTION_KEY]["shape"][0])
 
     @property
+    def stage_names(self) -> list[str] | None:
+        """The annotated stages in order, or None if the store carries no stage labels."""
+        feature = self.info["features"].get(STAGE_KEY)
+        return None if feature is None else [feature["info"][str(i)]
+                                             for i in range(len(feature["info"]))]
+
+    @property
     def image_keys(self) -> list[str]:
         """Camera names stored as LeRobot ``image`` features."""
         return [k.removeprefix(IMAGE_PREFIX) for k in self.info["features"]
@@ -340,7 +363,7 @@ class EpisodeStore:
             path = self.root / DATA_PATH.format(chunk_index=chunk_index, file_index=file_index)
             tables.append(_read_table(path).select(
                 [STATE_KEY, ACTION_KEY, "controller", "policy_version", "episode_index",
-                 "frame_index"]))
+                 "frame_index", *([STAGE_KEY] if self.stage_names else [])]))
         frames = pa.concat_tables(tables)
         ep_of_frame = frames["episode_index"].to_numpy()
         order = np.lexsort((frames["frame_index"].to_numpy(), ep_of_frame))
@@ -365,6 +388,8 @@ class EpisodeStore:
             source=episodes["source"].to_numpy(str),
             seed=episodes["seed"].to_numpy(np.int64),
             task=episodes["env_task"].to_numpy(str),
+            stage=frames[STAGE_KEY].to_numpy().astype(np.int64)[order] if self.stage_names
+            else None,
         )
 
     def read_images(self, episode_index: int, camera: str) -> npt.NDArray[np.uint8]:
@@ -411,6 +436,7 @@ class EpisodeStore:
             if sorted(ep.images) != sorted(self.image_keys):
                 raise StoreError(f"episode cameras {sorted(ep.images)} do not match store "
                                  f"cameras {sorted(self.image_keys)}")
+            _check_stage(ep, self.stage_names, self.root)
         with self._lock():
             existing = self.episodes_table()
             first_episode = int(existing["episode_index"].max()) + 1 if len(existing) else 0
@@ -459,6 +485,9 @@ class EpisodeStore:
                 "index": np.arange(first_frame, int(ends[-1]), dtype=np.int64),
                 "task_index": np.repeat([tasks.index(ep.prompt) for ep in episodes], lengths),
             }
+            if self.stage_names:
+                columns[STAGE_KEY] = np.concatenate([ep.stage for ep in episodes if
+                                                     ep.stage is not None]).astype(np.int64)
             loc = {"chunk_index": chunk_index, "file_index": file_index}
             _atomic_write_bytes(self.root / DATA_PATH.format(**loc),
                                 _table_bytes(pa.table(columns)))
@@ -502,11 +531,29 @@ class EpisodeStore:
         _atomic_write_bytes(self.root / INFO_PATH, json.dumps(self.info, indent=4).encode())
 
 
+def _check_stage(ep: Episode, names: list[str] | None, root: Path) -> None:
+    """Raise ``StoreError`` unless ``ep`` has stage labels exactly when the store keeps them."""
+    if names is None:
+        if ep.stage is not None:
+            raise StoreError(f"store {root} keeps no stage labels; create it with stage_names")
+    elif ep.stage is None or not 0 <= ep.stage.min() <= ep.stage.max() < len(names):
+        raise StoreError(f"store {root} needs a stage label in [0, {len(names)}) for every "
+                         f"step (episode seed {ep.seed})")
+
+
 def open_stores(roots: Sequence[Path]) -> StoreArrays:
-    """Read several stores (same state/action widths) into one set of arrays."""
+    """Read several stores (same state/action widths) into one set of arrays.
+
+    Stage labels are kept when every store has them, with the same stage names.
+    """
     if not roots:
         raise StoreError("no dataset given")
-    parts = [EpisodeStore.open(Path(r)).read() for r in roots]
+    stores = [EpisodeStore.open(Path(r)) for r in roots]
+    parts = [store.read() for store in stores]
+    names = {tuple(store.stage_names or ()) for store in stores}
+    if len(names) > 1 and () not in names:
+        raise StoreError(f"datasets have different stage names: {sorted(names)}")
+    staged = () not in names
     widths = {(p.state.shape[1], p.action.shape[1]) for p in parts}
     if len(widths) > 1:
         raise StoreError(f"datasets have different state/action widths: {sorted(widths)}")
@@ -525,6 +572,8 @@ def open_stores(roots: Sequence[Path]) -> StoreArrays:
         source=np.concatenate([p.source for p in parts]),
         seed=np.concatenate([p.seed for p in parts]),
         task=np.concatenate([p.task for p in parts]),
+        stage=np.concatenate([p.stage for p in parts if p.stage is not None]) if staged
+        else None,
     )
 
 

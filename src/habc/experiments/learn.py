@@ -29,7 +29,6 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from habc.envs.expert_phases import ExpertPhases
 from habc.envs.registry import get_task
 from habc.episodes.episode import EpisodeSource
 from habc.episodes.store import EpisodeStore, open_stores
@@ -38,7 +37,10 @@ from habc.experiments.online import (
     Method,
     OnlineConfig,
     RoundTrainer,
+    StageLabels,
     episode_summary,
+    expert_stages,
+    stored_stages,
     write_run_config,
 )
 from habc.learner.online import LearnerConfig, TrainingData
@@ -116,6 +118,19 @@ def _step_limit(config: LearnConfig, task: str) -> int:
                           "limit of its episodes") from None
 
 
+def _stage_labels(task: str, datasets: list[Path]) -> StageLabels:
+    """The stores' annotated stages if every store has them, else the scripted expert's."""
+    names = {tuple(EpisodeStore.open(p).stage_names or ()) for p in datasets}
+    if len(names) == 1 and () not in names:
+        return stored_stages(len(names.pop()))
+    try:
+        return expert_stages(get_task(task))
+    except HabcError:
+        raise ConfigError(f"the progress model needs stage labels: task {task!r} has no scripted "
+                          "expert, and not every dataset has a stage column "
+                          "(EpisodeStore.create(stage_names=...))") from None
+
+
 def _check_run_dir(config: LearnConfig) -> None:
     """Refuse a run directory of ``habc online``, or one that trains rounds of other lengths."""
     if (config.run_dir / "rounds").exists():
@@ -178,17 +193,12 @@ def run_learn(config: LearnConfig, console: Console | None = None,
         raise ConfigError(f"an episode of {longest} steps is longer than the step limit {t_max}"
                           " (--max-steps)")
     online = config.online(t_max)
-    phases = None
-    if online.rule().critic == "progress":
-        try:
-            phases = ExpertPhases(get_task(task))
-        except HabcError:
-            raise ConfigError(f"{config.method}'s progress model needs stage labels, which come "
-                              f"from a scripted expert; task {task!r} has none") from None
+    stages = _stage_labels(task, [*demos, *config.rollouts]) \
+        if online.rule().critic == "progress" else None
     _check_run_dir(config)
     write_run_config(config.run_dir, config)
     trainer = RoundTrainer(online, sft, task, t_max=t_max, demos=demos, rollouts=stores,
-                           phases=phases)
+                           stages=stages)
     with contextlib.closing(trainer.writer):
         r, data, stats = _train(config, trainer, console, show_progress)
     learner = trainer.learner

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -47,10 +48,17 @@ from torch.utils.tensorboard import SummaryWriter
 
 from habc.credit.labels import segment_ids
 from habc.envs.expert_phases import ExpertPhases
-from habc.envs.registry import check_train_seeds, eval_seeds, get_task, make_env, make_expert
+from habc.envs.registry import (
+    TaskSpec,
+    check_train_seeds,
+    eval_seeds,
+    get_task,
+    make_env,
+    make_expert,
+)
 from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore, StoreArrays, open_stores
-from habc.errors import ConfigError
+from habc.errors import ConfigError, StoreError
 from habc.evaluation.evaluate import EvalConfig, check_fits, evaluate, format_result
 from habc.learner.online import (
     LearnerConfig,
@@ -308,6 +316,33 @@ def write_run_config(run_dir: Path, config: Any) -> None:
     path.write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str))
 
 
+@dataclass(frozen=True)
+class StageLabels:
+    """Where the stage labels of rabc's progress model come from."""
+
+    num_stages: int
+    """K, the number of stages."""
+    label: Callable[[StoreArrays, int], npt.NDArray[np.int64]]
+    """``label(arrays, start)``: the (N - start,) labels of frames ``start`` to N - 1."""
+
+
+def expert_stages(task: TaskSpec) -> StageLabels:
+    """The scripted expert's phase of each state (Meta-World tasks)."""
+    phases = ExpertPhases(task)
+    return StageLabels(phases.num_stages, lambda arrays, start: phases(arrays.state[start:]))
+
+
+def stored_stages(num_stages: int) -> StageLabels:
+    """The stage labels annotated in the stores (``EpisodeStore.create(stage_names=...)``)."""
+
+    def label(arrays: StoreArrays, start: int) -> npt.NDArray[np.int64]:
+        if arrays.stage is None:
+            raise StoreError("a dataset has no stage labels")
+        return arrays.stage[start:]
+
+    return StageLabels(num_stages, label)
+
+
 class RoundTrainer:
     """The learner side of online rounds: train, save the learner, publish the policy.
 
@@ -319,12 +354,12 @@ class RoundTrainer:
 
     def __init__(self, config: OnlineConfig, sft: FlowMatchingPolicy, task: str, *,
                  t_max: int, demos: Sequence[Path], rollouts: Sequence[EpisodeStore],
-                 phases: ExpertPhases | None) -> None:
-        """``t_max``: the episode step limit; ``phases``: stage labels for rabc's model."""
+                 stages: StageLabels | None) -> None:
+        """``t_max``: the episode step limit; ``stages``: where rabc's stage labels come from."""
         self.config, self.task, self.demos, self.rollouts = config, task, demos, rollouts
         self.run_dir = Path(config.run_dir)
         self.chunk_horizon = sft.config.chunk_horizon
-        self.phases = phases
+        self.stages = stages
         v0 = _policy_dir(self.run_dir, 0)
         if not v0.exists():
             sft.meta |= {"policy_version": 0}
@@ -332,27 +367,27 @@ class RoundTrainer:
         torch.manual_seed(config.seed)  # critic initialisation: independent of the past
         self.learner = OnlineLearner(
             load_policy(v0), config.rule(), config.learner, t_max=t_max, method=config.method,
-            num_stages=phases.num_stages if phases is not None else None)
+            num_stages=stages.num_stages if stages is not None else None)
         self.latest = self.run_dir / "learner" / "latest"
         if restore_checkpoint(self.latest):
             self.learner.load(self.latest)
         self.writer = SummaryWriter(str(self.run_dir / "tb"))
-        self._stages = np.zeros(0, dtype=np.int64)  # phases of the frames read so far
+        self._labels = np.zeros(0, dtype=np.int64)  # stages of the frames read so far
 
     def load_data(self) -> TrainingData:
         """Read the demos and the non-empty rollout stores and label their frames."""
         stores = [*self.demos, *(s.root for s in self.rollouts if s.num_episodes)]
         arrays = open_stores(stores)
-        if self.phases is not None:  # label only the frames appended since the last read
-            self._stages = np.concatenate([self._stages,
-                                           self.phases(arrays.state[len(self._stages):])])
+        if self.stages is not None:  # label only the frames appended since the last read
+            self._labels = np.concatenate([self._labels,
+                                           self.stages.label(arrays, len(self._labels))])
         c = self.config
         return prepare_data(arrays, horizon=self.chunk_horizon, k=c.learner.advantage_horizon,
                             naive=self.learner.rule.naive_credit,
                             critic_use_demos=c.learner.critic.critic_use_demos,
                             validation_every=c.learner.validation_every,
                             imitate_failed_takeovers=c.learner.imitate_failed_takeovers,
-                            stage=self._stages if self.phases is not None else None)
+                            stage=self._labels if self.stages is not None else None)
 
     def train(self, r: int, supply: DataSupply, progress: Progress) -> dict[str, float]:
         """Train round r (unless done before a stop), save the learner, publish vRRR."""
@@ -394,7 +429,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
                             fps=make_env(task).fps, robot_type="sawyer")
     trainer = RoundTrainer(config, sft, task.name, t_max=config.max_steps or task.max_steps,
                            demos=demos, rollouts=[store],
-                           phases=ExpertPhases(task) if config.rule().critic == "progress"
+                           stages=expert_stages(task) if config.rule().critic == "progress"
                            else None)
     learner, writer, load_data, train = \
         trainer.learner, trainer.writer, trainer.load_data, trainer.train
