@@ -1,0 +1,15 @@
+"""The action range SFT maps to [-1, 1]: the registry's, or a robot's demos' own."""
+
+import numpy as np
+
+from habc.learner.sft import action_bounds
+
+
+def test_registry_task_uses_its_bounds_and_a_robot_task_its_demos_range():
+    low, high = action_bounds("reach", np.zeros((3, 4), np.float32))
+    assert low.tolist() == [-1.0] * 4 and high.tolist() == [1.0] * 4
+    # a robot task: per-dimension min/max; a dimension that never moves is widened to 1e-3
+    actions = np.array([[0.0, 2.0], [1.0, 2.0], [0.5, 2.0]], np.float32)
+    low, high = action_bounds("my-robot-task", actions)
+    np.testing.assert_allclose(low, [0.0, 1.9995], atol=1e-6)
+    np.testing.assert_allclose(high, [1.0, 2.0005], atol=1e-6)
