@@ -583,8 +583,13 @@ def _difference_cells(k: int, n: int, k_o: int, n_o: int, late_gap: float) -> li
     """Both pooled rates, their difference [95% CI] and the last-rounds difference."""
     low, high = difference_interval(k, n, k_o, n_o)
     return [f"{k / n:.0%}", f"{k_o / n_o:.0%}",
-            f"{100 * (k / n - k_o / n_o):+.0f} [{100 * low:+.0f}, {100 * high:+.0f}]",
-            f"{100 * late_gap:+.0f}"]
+            f"{_points(k / n - k_o / n_o)} [{_points(low)}, {_points(high)}]",
+            _points(late_gap)]
+
+
+def _points(x: float) -> str:
+    """A difference of rates in signed whole points ('+0', never '-0')."""
+    return f"{round(100 * x):+d}"
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
