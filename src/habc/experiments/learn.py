@@ -12,10 +12,10 @@ uses, and publishes the next policy for the robot to run::
 
 Run directory: ``config.json``, ``policies/vRRR`` (``v000`` is the SFT checkpoint),
 ``learner/latest`` (actor, critic, optimisers, counters), ``learn/round_RRR.json`` (the
-round's training statistics and what its rollouts held) and ``tb/``. A round is published once:
-re-running the command after a stop finishes the round it stopped in (from the learner's last
-save) instead of starting another, and ``--round R`` names the round to train, so a repeated
-command never trains an extra one.
+round's training statistics and a summary of the rollouts it trained on) and ``tb/``. Each call
+trains the round after the last published one, and a round is published once: a call after a
+stop finishes the round it stopped in (from the learner's last save) instead of starting
+another, and with ``--round R`` a repeated call trains nothing more.
 """
 
 from __future__ import annotations
