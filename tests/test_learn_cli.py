@@ -92,6 +92,10 @@ def test_learn_bad_input(online_run, tmp_path, rng, capsys):
     sft, online = online_run
     assert learn(sft, tmp_path / "missing", tmp_path / "a") == 2
     assert learn(sft, online / "rollouts", online) == 2  # an online run's directory
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e/config.json").write_text(json.dumps({"method": "habc"}))  # not learn's
+    assert learn(sft, online / "rollouts", tmp_path / "e") == 2
+    assert "another command" in capsys.readouterr().err
     assert learn(sft, online / "rollouts", tmp_path / "b", "--max-steps", "5") == 2
     assert "longer than the step limit 5" in capsys.readouterr().err
     assert learn(sft, online / "rollouts", tmp_path / "c") == 0

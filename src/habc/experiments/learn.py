@@ -137,7 +137,10 @@ def _check_run_dir(config: LearnConfig) -> None:
         raise ConfigError(f"{config.run_dir} holds a `habc online` run; use another --run-dir")
     held = config.run_dir / "config.json"
     if held.exists():
-        steps = json.loads(held.read_text())["steps"]
+        steps = json.loads(held.read_text()).get("steps")
+        if steps is None:
+            raise ConfigError(f"{config.run_dir} holds a run of another command; use another "
+                              "--run-dir")
         if steps != config.steps:
             raise ConfigError(f"{config.run_dir} trains {steps} steps per round; pass --steps "
                               f"{steps}")
