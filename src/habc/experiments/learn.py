@@ -31,8 +31,8 @@ from rich.progress import Progress
 
 from habc.envs.registry import get_task
 from habc.episodes.episode import EpisodeSource
-from habc.episodes.store import EpisodeStore, open_stores
-from habc.errors import ConfigError, HabcError
+from habc.episodes.store import EpisodeStore
+from habc.errors import ConfigError, HabcError, StoreError
 from habc.experiments.online import (
     Method,
     OnlineConfig,
@@ -118,9 +118,25 @@ def _step_limit(config: LearnConfig, task: str) -> int:
                           "limit of its episodes") from None
 
 
-def _stage_labels(task: str, datasets: list[Path]) -> StageLabels:
+def _check_fits(store: EpisodeStore, state_dim: int, action_dim: int, t_max: int) -> None:
+    """Refuse a store that is empty, has other widths or holds episodes over the step limit.
+
+    Reads only the store's metadata, not its frames.
+    """
+    lengths = store.episodes_table()["length"]
+    if len(lengths) == 0:
+        raise StoreError(f"episode store {store.root} holds no episodes")
+    if (store.state_dim, store.action_dim) != (state_dim, action_dim):
+        raise ConfigError(f"store {store.root} holds state/action widths {store.state_dim}/"
+                          f"{store.action_dim}, the policy {state_dim}/{action_dim}")
+    if (longest := int(lengths.max())) > t_max:
+        raise ConfigError(f"an episode of {longest} steps is longer than the step limit {t_max}"
+                          " (--max-steps)")
+
+
+def _stage_labels(task: str, datasets: list[EpisodeStore]) -> StageLabels:
     """The stores' annotated stages if every store has them, else the scripted expert's."""
-    names = {tuple(EpisodeStore.open(p).stage_names or ()) for p in datasets}
+    names = {tuple(store.stage_names or ()) for store in datasets}
     if len(names) == 1 and () not in names:
         return stored_stages(len(names.pop()))
     try:
@@ -176,8 +192,9 @@ def run_learn(config: LearnConfig, console: Console | None = None,
     """Train (or finish) one round on the stores, publish ``policies/vRRR``, return its record.
 
     Raises:
-        ConfigError: bad input (no demos, a round out of order, rabc without stage labels).
-        StoreError: a store that does not open or does not fit the policy.
+        ConfigError: bad input (no demos, a round out of order, stores that do not fit the
+            policy or the step limit, rabc without stage labels).
+        StoreError: a store that does not open or holds no episodes.
     """
     console = console or Console()
     sft = load_policy(config.sft_checkpoint)
@@ -186,21 +203,15 @@ def run_learn(config: LearnConfig, console: Console | None = None,
     if not demos:
         raise ConfigError("no demo dataset: pass --demos (the checkpoint does not record one)")
     t_max = _step_limit(config, task)
-    stores = [EpisodeStore.open(p) for p in config.rollouts]
-    arrays = open_stores([*demos, *config.rollouts])
-    if (arrays.state.shape[1], arrays.action.shape[1]) != (sft.state_dim, sft.action_dim):
-        raise ConfigError(f"the stores hold state/action widths {arrays.state.shape[1]}/"
-                          f"{arrays.action.shape[1]}, the policy {sft.state_dim}/"
-                          f"{sft.action_dim}")
-    if (longest := int(arrays.lengths.max())) > t_max:
-        raise ConfigError(f"an episode of {longest} steps is longer than the step limit {t_max}"
-                          " (--max-steps)")
+    datasets = [EpisodeStore.open(p) for p in (*demos, *config.rollouts)]
+    for store in datasets:
+        _check_fits(store, sft.state_dim, sft.action_dim, t_max)
     online = config.online(t_max)
-    stages = _stage_labels(task, [*demos, *config.rollouts]) \
-        if online.rule().critic == "progress" else None
+    stages = _stage_labels(task, datasets) if online.rule().critic == "progress" else None
     _check_run_dir(config)
     write_run_config(config.run_dir, config)
-    trainer = RoundTrainer(online, sft, task, t_max=t_max, demos=demos, rollouts=stores,
+    trainer = RoundTrainer(online, sft, task, t_max=t_max, demos=demos,
+                           rollouts=datasets[len(demos):],
                            stages=stages)
     with contextlib.closing(trainer.writer):
         r, data, stats = _train(config, trainer, console, show_progress)
