@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import tyro
 
-from habc.envs.registry import get_task, make_env, make_expert
+from habc.envs.registry import get_task, make_expert
 from habc.episodes.episode import Controller, EpisodeSource
 from habc.errors import ConfigError
 from habc.policy.policy import load_policy
-from habc.rollout.actors import PolicyActor
+from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.operator import OperatorConfig, SimulatedOperator, takeover_endings
 from habc.rollout.runner import run_episode
 
@@ -52,7 +52,7 @@ def main(args: Args) -> None:
     torch.set_num_threads(1)
     policy = load_policy(args.checkpoint)
     spec = get_task(str(policy.meta["task"]))
-    env = make_env(spec)
+    env = make_policy_env(spec, policy)
     for retry, limit in itertools.product(args.retry, args.max_takeover):
         try:
             config = OperatorConfig(help_prob=1.0, finish_prob=args.finish_prob,

@@ -73,12 +73,6 @@ def test_per_sample_loss_shape_and_fully_padded_sample_is_zero():
     assert losses[0] > 0 and losses[1] == 0
 
 
-def test_policy_refuses_images():
-    policy = fitted_policy(np.zeros((4, 5), np.float32))
-    with pytest.raises(CheckpointError, match="state inputs only"):
-        policy.encode(Observation(state=torch.zeros(1, 5), images={"top": torch.zeros(1, 2, 2, 3)}))
-
-
 def test_config_validation():
     with pytest.raises(ConfigError):
         PolicyConfig(chunk_horizon=4, exec_horizon=5)

@@ -5,7 +5,9 @@ Meta-World 3.1's ``reset(seed=k)`` does not fix the object/goal layout on its ow
 ``k`` is drawn from the environment's own generator re-seeded with ``k`` at every reset, so a seed
 gives the same layout on any env object, whatever ran before.
 
-Observation: ``{"state": (39,) float32}`` with the goal position visible (the MT1 convention).
+Observation: ``{"state": (39,) float32}`` with the goal position visible (the MT1 convention),
+plus ``image.<camera>``: (H, W, 3) uint8 for each camera the env was built with (see
+``habc.envs.cameras``).
 ``terminated`` is True on success; ``truncated`` is True at the step limit. ``info["success"]``
 is the normalised success signal; ``info["progress"]`` is a privileged task-progress signal in
 [0, 1] (Meta-World's shaped reward / 10), for the simulated operator only.
@@ -14,12 +16,14 @@ is the normalised success signal; ``info["progress"]`` is a privileged task-prog
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 
+from habc.envs.cameras import CameraRig, image_obs_key
 from habc.envs.registry import TaskSpec
 
 warnings.filterwarnings("ignore", message="Constant\\(s\\) may be too high")
@@ -35,13 +39,15 @@ def configure_sim(sim: Any, max_steps: int) -> None:
     sim.max_path_length = max_steps
 
 
-class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.float32]]):
+class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[Any]], npt.NDArray[np.float32]]):
     """One Meta-World task; see the module docstring for the conventions."""
 
     observation_space: gym.spaces.Dict  # type: ignore[assignment]
     action_space: gym.spaces.Box  # type: ignore[assignment]
 
-    def __init__(self, task: TaskSpec, *, max_steps: int) -> None:
+    def __init__(self, task: TaskSpec, *, max_steps: int, cameras: Sequence[str] = (),
+                 image_size: int = 64) -> None:
+        """``cameras``: MuJoCo cameras rendered into every observation, ``image_size`` square."""
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
         self.task = task
@@ -49,10 +55,13 @@ class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[np.float32]], npt.NDArray[n
         sim = ALL_V3_ENVIRONMENTS[task.env_name]()
         configure_sim(sim, max_steps)
         self.sim = sim
+        self.cameras = CameraRig(sim.model, cameras, image_size) if cameras else None
         box = sim.sawyer_observation_space
         self.observation_space = gym.spaces.Dict({
             "state": gym.spaces.Box(box.low.astype(np.float32), box.high.astype(np.float32),
-                                    dtype=np.float32)})
+                                    dtype=np.float32),
+            **{image_obs_key(c): gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
+               for c in cameras}})
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self.metadata = {"render_fps": round(1.0 / sim.dt)}
         self._raw: npt.NDArray[np.float64] | None = None
@@ -80,9 +89,15 @@ class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[np.float32]], npt.NDArray[n
             raise RuntimeError("call reset() first")
         return self._raw
 
+    def _obs(self, raw: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[Any]]:
+        obs: dict[str, npt.NDArray[Any]] = {"state": raw.astype(np.float32)}
+        if self.cameras is not None:
+            obs |= self.cameras.render(self.sim.data)
+        return obs
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, npt.NDArray[np.float32]], dict[str, Any]]:
+    ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
         """Reset to the layout of ``seed`` (required: layouts are always explicit here)."""
         if seed is None:
             raise ValueError("MetaWorldTaskEnv.reset needs an explicit seed")
@@ -91,11 +106,11 @@ class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[np.float32]], npt.NDArray[n
         raw, _ = self.sim.reset()
         self._raw = raw
         self._steps = 0
-        return {"state": raw.astype(np.float32)}, {"success": False, "progress": 0.0}
+        return self._obs(raw), {"success": False, "progress": 0.0}
 
     def step(
         self, action: npt.NDArray[np.float32]
-    ) -> tuple[dict[str, npt.NDArray[np.float32]], float, bool, bool, dict[str, Any]]:
+    ) -> tuple[dict[str, npt.NDArray[Any]], float, bool, bool, dict[str, Any]]:
         """Apply one action (clipped to [-1, 1])."""
         clipped = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
         raw, reward, _, _, sim_info = self.sim.step(clipped)
@@ -104,8 +119,10 @@ class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[np.float32]], npt.NDArray[n
         success = bool(sim_info["success"])
         truncated = not success and self._steps >= self.max_steps
         info = {"success": success, "progress": float(np.clip(reward / 10.0, 0.0, 1.0))}
-        return {"state": raw.astype(np.float32)}, float(reward), success, truncated, info
+        return self._obs(raw), float(reward), success, truncated, info
 
     def close(self) -> None:
-        """Release the simulator."""
+        """Release the simulator and the renderer."""
+        if self.cameras is not None:
+            self.cameras.close()
         self.sim.close()

@@ -21,7 +21,13 @@ from habc.episodes.episode import EpisodeSource
 from habc.errors import CheckpointError, ConfigError
 from habc.evaluation.stats import mean_success_length, wilson_interval
 from habc.policy.policy import FlowMatchingPolicy, load_policy
-from habc.rollout.actors import Actor, ExpertActor, PolicyActor, resolve_exec_horizon
+from habc.rollout.actors import (
+    Actor,
+    ExpertActor,
+    PolicyActor,
+    make_policy_env,
+    resolve_exec_horizon,
+)
 from habc.rollout.runner import run_episode
 
 
@@ -92,13 +98,16 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(checkpoint: Path | None, task: str, max_steps: int | None, sample_seed: int,
                  expert_noise: float, exec_horizon: int | None) -> None:
     torch.set_num_threads(1)
-    env = make_env(get_task(task), max_steps=max_steps)
-    _WORKER.update(env=env, sample_seed=sample_seed, expert_noise=expert_noise, policy=None,
+    _WORKER.update(sample_seed=sample_seed, expert_noise=expert_noise, policy=None,
                    exec_horizon=exec_horizon)
-    if checkpoint is not None:
+    if checkpoint is None:
+        _WORKER["env"] = make_env(get_task(task), max_steps=max_steps)
+    else:
         policy = load_policy(checkpoint)
+        env = make_policy_env(get_task(task), policy, max_steps=max_steps)
         check_fits(policy, env, checkpoint)
-        _WORKER.update(policy=policy, version=int(policy.meta.get("policy_version", 0)))
+        _WORKER.update(env=env, policy=policy,
+                       version=int(policy.meta.get("policy_version", 0)))
 
 
 def _run_trial(seed: int) -> dict[str, Any]:

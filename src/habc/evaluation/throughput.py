@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from habc.envs.registry import eval_seeds, get_task, make_env
+from habc.envs.registry import eval_seeds, get_task
 from habc.episodes.episode import EpisodeSource
 from habc.errors import ConfigError
 from habc.evaluation.evaluate import check_fits
 from habc.policy.policy import load_policy
-from habc.rollout.actors import PolicyActor
+from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.runner import run_episode
 
 
@@ -44,7 +44,7 @@ def measure_throughput(config: ThroughputConfig) -> dict[str, Any]:
     torch.set_num_threads(config.num_threads)
     policy = load_policy(config.checkpoint)
     task = get_task(config.task or str(policy.meta.get("task", "")))
-    env = make_env(task)
+    env = make_policy_env(task, policy)
     check_fits(policy, env, config.checkpoint)
     rng = np.random.default_rng(0)
     env.reset(seed=eval_seeds(1)[0])

@@ -68,7 +68,7 @@ from habc.learner.online import (
     restore_checkpoint,
 )
 from habc.policy.policy import FlowMatchingPolicy, load_policy
-from habc.rollout.actors import PolicyActor
+from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
 from habc.rollout.runner import run_episode
 from habc.weighting.rules import RULES, HabcRule, RecapRule, RejectionRule, WeightingRule
@@ -185,7 +185,7 @@ def _init_rollout_worker(policy_dir: Path, task: str, operator: OperatorConfig,
     torch.set_num_threads(1)
     spec = get_task(task)
     policy = load_policy(policy_dir)
-    env = make_env(spec, max_steps=max_steps)
+    env = make_policy_env(spec, policy, max_steps=max_steps)
     check_fits(policy, env, policy_dir)
     _WORKER.update(env=env, policy=policy, seed=seed, version=int(policy.meta["policy_version"]),
                    operator=SimulatedOperator(
@@ -377,7 +377,7 @@ class RoundTrainer:
     def load_data(self) -> TrainingData:
         """Read the demos and the non-empty rollout stores and label their frames."""
         stores = [*self.demos, *(s.root for s in self.rollouts if s.num_episodes)]
-        arrays = open_stores(stores)
+        arrays = open_stores(stores, self.learner.policy.config.cameras)
         if self.stages is not None:  # label only the frames appended since the last read
             self._labels = np.concatenate([self._labels,
                                            self.stages.label(arrays, len(self._labels))])
@@ -424,9 +424,11 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         raise ConfigError("no demo dataset: pass --demos (the checkpoint does not record one)")
     write_run_config(run_dir, config)
     rollouts_dir = run_dir / "rollouts"
+    size = sft.config.image_size
     store = EpisodeStore.open(rollouts_dir) if (rollouts_dir / "meta/info.json").exists() else \
         EpisodeStore.create(rollouts_dir, state_dim=sft.state_dim, action_dim=sft.action_dim,
-                            fps=make_env(task).fps, robot_type="sawyer")
+                            fps=make_env(task).fps, robot_type="sawyer",
+                            image_shapes=dict.fromkeys(sft.config.cameras, (size, size, 3)))
     trainer = RoundTrainer(config, sft, task.name, t_max=config.max_steps or task.max_steps,
                            demos=demos, rollouts=[store],
                            stages=expert_stages(task) if config.rule().critic == "progress"

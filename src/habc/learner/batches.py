@@ -37,7 +37,6 @@ def gather_windows(arrays: StoreArrays, anchors: npt.NDArray[np.int64], horizon:
     idx, valid = chunk_indices(anchors, arrays.episode_ends, arrays.frame_episode, horizon)
     actions = torch.from_numpy(arrays.action[idx])
     mask = torch.from_numpy(valid)[:, :, None].expand_as(actions)
-    return WindowBatch(anchors=anchors,
-                       obs=Observation(state=torch.from_numpy(arrays.state[anchors]),
-                                       prompt=prompt),
-                       actions=actions, valid=mask)
+    obs = Observation(state=torch.from_numpy(arrays.state[anchors]), prompt=prompt,
+                      images={c: torch.from_numpy(f[anchors]) for c, f in arrays.images.items()})
+    return WindowBatch(anchors=anchors, obs=obs, actions=actions, valid=mask)

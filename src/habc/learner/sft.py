@@ -91,6 +91,15 @@ def single_task(arrays: StoreArrays) -> str:
     return tasks[0]
 
 
+def check_image_size(arrays: StoreArrays, policy: PolicyConfig) -> None:
+    """Raise ``ConfigError`` unless every camera's frames are ``image_size`` square."""
+    size = (policy.image_size, policy.image_size, 3)
+    wrong = {c: f.shape[1:] for c, f in arrays.images.items() if f.shape[1:] != size}
+    if wrong:
+        raise ConfigError(f"camera frames {wrong} are not the policy's {size}; set "
+                          "--policy.image-size to the datasets' size")
+
+
 def _config_json(config: TrainConfig) -> str:
     return json.dumps(dataclasses.asdict(config), indent=2, default=str)
 
@@ -120,7 +129,8 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     run_dir = Path(config.run_dir)
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last"
-    arrays = open_stores(config.datasets)
+    arrays = open_stores(config.datasets, config.policy.cameras)
+    check_image_size(arrays, config.policy)
     task = single_task(arrays)
     prompt = task.replace("-", " ")
 

@@ -36,8 +36,15 @@ class PolicyConfig:
     barely moved in a few demos do not blow up when later data leaves their range."""
     state_clip: float = 5.0
     """Normalised states are clipped to [-state_clip, state_clip]."""
+    cameras: tuple[str, ...] = ()
+    """Cameras the policy sees besides the state (e.g. corner2); empty: state only."""
+    image_size: int = 64
+    """Height and width of every camera frame (the datasets' and the rendered ones)."""
+    image_shift: int = 4
+    """Training augmentation: frames are shifted by up to this many pixels (0: off)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "cameras", tuple(self.cameras))  # JSON gives a list
         if self.chunk_horizon < 1:
             raise ConfigError("chunk_horizon must be >= 1")
         if not 1 <= self.exec_horizon <= self.chunk_horizon:
@@ -50,3 +57,7 @@ class PolicyConfig:
             raise ConfigError("flow-time Beta parameters must be > 0")
         if self.state_std_floor <= 0 or self.state_clip <= 0:
             raise ConfigError("state_std_floor and state_clip must be > 0")
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ConfigError(f"cameras {list(self.cameras)} name one camera twice")
+        if self.image_size < 8 or not 0 <= self.image_shift < self.image_size // 2:
+            raise ConfigError("image_size must be >= 8 and image_shift in [0, image_size / 2)")

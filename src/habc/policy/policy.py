@@ -19,7 +19,15 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from habc.errors import CheckpointError
-from habc.networks import Normalizer, ResidualBlock, StateEncoder, time_embedding
+from habc.networks import (
+    ImageEncoder,
+    Normalizer,
+    ResidualBlock,
+    StateEncoder,
+    image_to_float,
+    random_shift,
+    time_embedding,
+)
 from habc.policy import flow_matching as fm
 from habc.policy.config import PolicyConfig
 
@@ -34,7 +42,7 @@ class Observation:
     Attributes:
         state: (B, S) raw proprio/state.
         prompt: task prompt; single-task state policies ignore it, language backends use it.
-        images: camera name -> (B, H, W, 3) uint8; this state-only policy refuses them.
+        images: camera name -> (B, H, W, 3) uint8; exactly the policy's cameras.
     """
 
     state: Tensor
@@ -56,17 +64,36 @@ class FlowMatchingPolicy(nn.Module):
                                      clip=config.state_clip)
         d = config.hidden_dim
         self.encoder = StateEncoder(state_dim, d)
+        self.image_encoders = nn.ModuleDict({c: ImageEncoder(d) for c in config.cameras})
         flat = config.chunk_horizon * action_dim
         self.input = nn.Linear(flat + d + config.time_embed_dim, d)
         self.blocks = nn.Sequential(*[ResidualBlock(d) for _ in range(config.num_blocks)])
         self.output = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, flat))
 
-    def encode(self, obs: Observation) -> Tensor:
-        """Observation -> (B, D) features."""
-        if obs.images:
-            raise CheckpointError("this policy was built for state inputs only; it got images "
-                                  f"{sorted(obs.images)}")
-        return self.encoder(self.normalizer.state(obs.state))
+    def encode(self, obs: Observation, generator: torch.Generator | None = None) -> Tensor:
+        """Observation -> (B, D) features: the state's plus each camera's.
+
+        In training mode the frames are randomly shifted by up to ``image_shift`` pixels.
+
+        Raises:
+            CheckpointError: if the cameras are not exactly the policy's, or a frame's size is
+                not ``image_size``.
+        """
+        if sorted(obs.images) != sorted(self.config.cameras):
+            raise CheckpointError(f"this policy sees cameras {sorted(self.config.cameras)}; it "
+                                  f"got {sorted(obs.images)}")
+        features = self.encoder(self.normalizer.state(obs.state))
+        size = self.config.image_size
+        for camera, encoder in self.image_encoders.items():
+            frames = obs.images[camera]
+            if tuple(frames.shape[1:]) != (size, size, 3):
+                raise CheckpointError(f"camera {camera} frames are {tuple(frames.shape[1:])}; "
+                                      f"this policy takes ({size}, {size}, 3)")
+            images = image_to_float(frames)
+            if self.training:
+                images = random_shift(images, self.config.image_shift, generator)
+            features = features + encoder(images)
+        return features
 
     def velocity(self, x: Tensor, tau: Tensor, features: Tensor) -> Tensor:
         """``v_theta(x_tau, o, tau)``: x (B, H, A), tau (B,), features (B, D) -> (B, H, A)."""
@@ -92,7 +119,7 @@ class FlowMatchingPolicy(nn.Module):
         tau = fm.sample_flow_time(a.shape[0], alpha=self.config.flow_time_alpha,
                                   beta=self.config.flow_time_beta, generator=generator)
         x_tau = fm.interpolate(a, noise, tau)
-        pred = self.velocity(x_tau, tau, self.encode(obs))
+        pred = self.velocity(x_tau, tau, self.encode(obs, generator))
         return fm.per_sample_loss(pred, fm.target_velocity(a, noise), valid)
 
     @torch.no_grad()

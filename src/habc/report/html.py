@@ -18,14 +18,14 @@ import torch
 import tyro
 from rich.progress import track
 
-from habc.envs.registry import eval_seeds, get_task, make_env
+from habc.envs.registry import eval_seeds, get_task
 from habc.episodes.episode import EpisodeSource
 from habc.errors import ConfigError, HabcError
 from habc.experiments.tables import load_rounds
 from habc.policy.policy import load_policy
 from habc.report import figures
 from habc.report.traces import RunCritic, pick_episodes
-from habc.rollout.actors import PolicyActor
+from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.runner import run_episode
 
 
@@ -119,7 +119,7 @@ def _rollout_gif(policy_dir: Path, out: Path) -> Path:
     torch.set_num_threads(1)
     policy = load_policy(policy_dir)
     task = get_task(str(policy.meta["task"]))
-    env = make_env(task)
+    env = make_policy_env(task, policy)
     seed = eval_seeds(1)[0]
     actor = PolicyActor(policy, prompt=task.prompt, version=0,
                         generator=torch.Generator().manual_seed(seed))

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from habc.envs.cameras import obs_images
+from habc.envs.registry import TaskSpec, make_env
 from habc.episodes.episode import Controller
 from habc.errors import ConfigError
 from habc.policy.policy import FlowMatchingPolicy, Observation
+
+if TYPE_CHECKING:
+    from habc.envs.metaworld_env import MetaWorldTaskEnv
 
 
 class Actor(Protocol):
@@ -25,7 +30,7 @@ class Actor(Protocol):
     def reset(self) -> None:
         """Forget per-episode state (queued actions)."""
 
-    def act(self, obs: dict[str, npt.NDArray[np.float32]],
+    def act(self, obs: dict[str, npt.NDArray[Any]],
             raw_state: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float32], Controller, int]:
         """Return (action (A,), controller, policy_version; -1 for human steps)."""
         ...
@@ -43,7 +48,7 @@ class ExpertActor:
     def reset(self) -> None:
         """Stateless: nothing to forget."""
 
-    def act(self, obs: dict[str, npt.NDArray[np.float32]],
+    def act(self, obs: dict[str, npt.NDArray[Any]],
             raw_state: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float32], Controller, int]:
         """Expert action plus noise, clipped to [-1, 1]."""
         action = np.asarray(self.expert(raw_state), dtype=np.float32)
@@ -51,6 +56,13 @@ class ExpertActor:
             noise = self.noise_std * self.rng.standard_normal(action.shape)
             action = (action + noise).astype(np.float32)
         return np.clip(action, -1.0, 1.0).astype(np.float32), Controller.HUMAN, -1
+
+
+def make_policy_env(task: TaskSpec, policy: FlowMatchingPolicy, *,
+                    max_steps: int | None = None) -> MetaWorldTaskEnv:
+    """``task``'s environment, rendering the cameras that ``policy`` sees."""
+    return make_env(task, max_steps=max_steps, cameras=policy.config.cameras,
+                    image_size=policy.config.image_size)
 
 
 def resolve_exec_horizon(policy: FlowMatchingPolicy, exec_horizon: int | None) -> int:
@@ -83,12 +95,13 @@ class PolicyActor:
         """Drop queued actions."""
         self.queue.clear()
 
-    def act(self, obs: dict[str, npt.NDArray[np.float32]],
+    def act(self, obs: dict[str, npt.NDArray[Any]],
             raw_state: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float32], Controller, int]:
         """Next queued action; predicts a new chunk when the queue is empty."""
         if not self.queue:
             state = torch.as_tensor(obs["state"], dtype=torch.float32)[None]
-            chunk = self.policy.sample_chunk(Observation(state=state, prompt=self.prompt),
-                                             generator=self.generator)[0].numpy()
+            images = {c: torch.from_numpy(f)[None] for c, f in obs_images(obs).items()}
+            observation = Observation(state=state, prompt=self.prompt, images=images)
+            chunk = self.policy.sample_chunk(observation, generator=self.generator)[0].numpy()
             self.queue.extend(chunk[: self.exec_horizon])
         return self.queue.popleft(), Controller.POLICY, self.version

@@ -38,6 +38,10 @@ class CollectConfig:
     """Episode step limit; defaults to the task's."""
     noise_seed: int = 0
     """Seed of the action-noise generator."""
+    cameras: tuple[str, ...] = ()
+    """Cameras recorded with every step (e.g. corner2), as LeRobot image features."""
+    image_size: int = 64
+    """Height and width of the recorded camera frames."""
 
     def __post_init__(self) -> None:
         if self.num_episodes < 1:
@@ -52,14 +56,20 @@ class CollectConfig:
 def collect_demos(config: CollectConfig, *, show_progress: bool = True) -> dict[str, Any]:
     """Run the expert on consecutive training seeds until enough demos succeeded."""
     task = get_task(config.task)
-    env = make_env(task, max_steps=config.max_steps)
     out = Path(config.out)
+    size = (config.image_size, config.image_size, 3)
+    env = make_env(task, max_steps=config.max_steps, cameras=config.cameras,
+                   image_size=config.image_size)
     if (out / "meta" / "info.json").exists():
         store = EpisodeStore.open(out)
+        if (held := store.image_shapes) != dict.fromkeys(config.cameras, size):
+            raise ConfigError(f"{out} keeps camera frames {held or 'none'}; this call would "
+                              f"record {dict.fromkeys(config.cameras, size) or 'none'}")
         used = set(store.read().seed.tolist()) if store.num_episodes else set()
     else:
         store = EpisodeStore.create(out, state_dim=task.state_dim, action_dim=task.action_dim,
-                                    fps=env.fps, robot_type="sawyer")
+                                    fps=env.fps, robot_type="sawyer",
+                                    image_shapes=dict.fromkeys(config.cameras, size))
         used = set()
     actor = ExpertActor(make_expert(task), noise_std=config.action_noise,
                         rng=np.random.default_rng(config.noise_seed))

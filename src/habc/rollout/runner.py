@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from habc.envs.cameras import obs_images
 from habc.envs.registry import TaskSpec
 from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.rollout.actors import Actor
@@ -18,6 +19,7 @@ class TaskEnv(Protocol):
     ``step`` follows gymnasium: (observation, reward, terminated on success, truncated at the
     step limit, info); ``info`` carries ``success`` and ``progress`` (a task-progress signal
     in [0, 1] for the operator; a robot without one may report 0.0 to a human operator).
+    Observations carry ``state`` and one ``image.<camera>`` per camera (``habc.envs.cameras``).
     """
 
     @property
@@ -31,12 +33,12 @@ class TaskEnv(Protocol):
         ...
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[dict[str, npt.NDArray[np.float32]], dict[str, Any]]:
+              ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
         """Start an episode with ``seed``'s layout."""
         ...
 
     def step(self, action: npt.NDArray[np.float32]
-             ) -> tuple[dict[str, npt.NDArray[np.float32]], float, bool, bool, dict[str, Any]]:
+             ) -> tuple[dict[str, npt.NDArray[Any]], float, bool, bool, dict[str, Any]]:
         """Execute one action."""
         ...
 
@@ -77,6 +79,7 @@ def run_episode(env: TaskEnv, actor: Actor, *, seed: int, source: EpisodeSource,
     if operator is not None:
         operator.reset()
     states, actions, controllers, versions = [], [], [], []
+    frames: dict[str, list[npt.NDArray[np.uint8]]] = {c: [] for c in obs_images(obs)}
     human = False
     while True:
         if operator is not None and operator.in_control != human:
@@ -87,6 +90,8 @@ def run_episode(env: TaskEnv, actor: Actor, *, seed: int, source: EpisodeSource,
         else:
             action, controller, version = actor.act(obs, env.raw_state)
         states.append(obs["state"])
+        for camera, frame in obs_images(obs).items():
+            frames[camera].append(frame)
         actions.append(action)
         controllers.append(int(controller))
         versions.append(version)
@@ -108,4 +113,5 @@ def run_episode(env: TaskEnv, actor: Actor, *, seed: int, source: EpisodeSource,
         task=env.task.name,
         prompt=env.task.prompt,
         seed=seed,
+        images={camera: np.stack(f) for camera, f in frames.items()},
     )

@@ -1,0 +1,55 @@
+"""A policy that sees a camera, from the CLI: collect, train, evaluate, one online round."""
+
+import json
+
+import numpy as np
+
+from habc.cli import main
+from habc.episodes.store import EpisodeStore, open_stores
+from habc.policy.policy import load_policy
+
+TINY_CAMERA_POLICY = ["--policy.hidden-dim", "32", "--policy.num-blocks", "1",
+                      "--policy.chunk-horizon", "4", "--policy.exec-horizon", "2",
+                      "--policy.num-inference-steps", "2", "--policy.cameras", "corner2",
+                      "--policy.image-size", "16", "--policy.image-shift", "2"]
+
+
+def test_camera_policy_from_collect_to_an_online_round(tmp_path, capsys):
+    demos, sft, online = tmp_path / "demos", tmp_path / "sft", tmp_path / "online"
+    assert main(["collect", "--task", "reach", "--out", str(demos), "--num-episodes", "2",
+                 "--max-steps", "150", "--cameras", "corner2", "--image-size", "16"]) == 0
+    store = EpisodeStore.open(demos)
+    assert store.image_shapes == {"corner2": (16, 16, 3)}
+    assert json.loads((demos / "meta/info.json").read_text())["features"][
+        "observation.images.corner2"]["dtype"] == "image"
+
+    # Adding demos with another camera set to the store is refused.
+    assert main(["collect", "--task", "reach", "--out", str(demos), "--num-episodes", "1",
+                 "--max-steps", "150"]) == 2
+    assert "keeps camera frames" in capsys.readouterr().err
+    # A policy whose image size differs from the demos' is refused before training.
+    assert main(["train", "--datasets", str(demos), "--run-dir", str(tmp_path / "bad"),
+                 "--steps", "2", *TINY_CAMERA_POLICY, "--policy.image-size", "32"]) == 2
+    assert "--policy.image-size" in capsys.readouterr().err
+
+    assert main(["train", "--datasets", str(demos), "--run-dir", str(sft), "--steps", "6",
+                 "--batch-size", "8", *TINY_CAMERA_POLICY]) == 0
+    checkpoint = sft / "checkpoints/last"
+    assert load_policy(checkpoint).config.cameras == ("corner2",)
+    assert main(["eval", "--checkpoint", str(checkpoint), "--num-trials", "1", "--workers",
+                 "1", "--max-steps", "20"]) == 0
+    assert json.loads((checkpoint / "eval-reach.json").read_text())["n_trials"] == 1
+
+    assert main(["online", "--sft-checkpoint", str(checkpoint), "--run-dir", str(online),
+                 "--method", "habc", "--rounds", "1", "--rollouts-per-round", "2",
+                 "--steps-per-round", "4", "--eval-trials", "1", "--workers", "1",
+                 "--max-steps", "40", "--learner.batch-size", "8",
+                 "--learner.critic.hidden-dim", "16", "--habc.warmup-steps", "2"]) == 0
+    rollouts = open_stores([online / "rollouts"], cameras=("corner2",))
+    assert rollouts.num_episodes == 2
+    assert rollouts.images["corner2"].shape == (rollouts.num_frames, 16, 16, 3)
+    assert rollouts.images["corner2"].std() > 0
+    v1 = load_policy(online / "policies/v001")
+    assert v1.config.cameras == ("corner2",)
+    before = load_policy(checkpoint).image_encoders["corner2"].out.weight
+    assert not np.allclose(v1.image_encoders["corner2"].out.weight.detach(), before.detach())
