@@ -45,7 +45,7 @@ def main(args: Args) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for run in args.runs:
         critic = RunCritic(run)
-        arrays = critic.store.read()
+        arrays = critic.read_rollouts()
         traces = [critic.trace(arrays, ep) for ep in range(arrays.num_episodes)]
         kind = np.concatenate([t.kind for t in traces])
         a_v = np.concatenate([t.a_v for t in traces])

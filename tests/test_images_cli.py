@@ -1,12 +1,17 @@
-"""A policy that sees a camera, from the CLI: collect, train, evaluate, one online round."""
+"""A policy that sees a camera, from the CLI: collect, train, evaluate, one online round.
+
+The round's critic sees the camera too, and the report's critic traces read its frames.
+"""
 
 import json
 
 import numpy as np
+from safetensors.torch import load_file
 
 from habc.cli import main
 from habc.episodes.store import EpisodeStore, open_stores
 from habc.policy.policy import load_policy
+from habc.report.traces import RunCritic
 
 TINY_CAMERA_POLICY = ["--policy.hidden-dim", "32", "--policy.num-blocks", "1",
                       "--policy.chunk-horizon", "4", "--policy.exec-horizon", "2",
@@ -53,3 +58,8 @@ def test_camera_policy_from_collect_to_an_online_round(tmp_path, capsys):
     assert v1.config.cameras == ("corner2",)
     before = load_policy(checkpoint).image_encoders["corner2"].out.weight
     assert not np.allclose(v1.image_encoders["corner2"].out.weight.detach(), before.detach())
+    critic_keys = load_file(str(online / "learner/latest/critic.safetensors"))
+    assert any(".image_encoders.corner2." in k for k in critic_keys)
+    critic = RunCritic(online)
+    trace = critic.trace(critic.read_rollouts(), 0)
+    assert len(trace.viability) == rollouts.lengths[0] and np.isfinite(trace.weight).all()

@@ -439,9 +439,9 @@ def test_critic_input_noise_perturbs_only_the_critics_training_states(data, sigm
     seen = []
     critic_step = learner._critic_step
 
-    def spy(data_, anchors, s_t):
+    def spy(data_, anchors, s_t, generator):
         seen.append(s_t - torch.from_numpy(data_.arrays.state[anchors]))
-        return critic_step(data_, anchors, s_t)
+        return critic_step(data_, anchors, s_t, generator)
 
     monkeypatch.setattr(learner, "_critic_step", spy)
     learner.update(data, np.random.default_rng(0), torch.Generator().manual_seed(0))

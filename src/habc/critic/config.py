@@ -41,6 +41,10 @@ class CriticConfig:
     """Bins of the distributional value (recap)."""
     c_fail: float | None = None
     """Failure penalty C_fail of the distributional value; None = T_max."""
+    images: bool = True
+    """The critic and the value head see the policy's cameras besides the state, as the
+    paper's critic sees its multi-view images; False: the state only. No effect on a policy
+    without cameras."""
 
     def __post_init__(self) -> None:
         if self.hidden_dim < 8 or self.num_blocks < 1:
@@ -55,3 +59,7 @@ class CriticConfig:
             raise ConfigError("value_bins must be >= 2")
         if self.c_fail is not None and self.c_fail < 0:
             raise ConfigError("c_fail must be >= 0")
+
+    def cameras(self, policy_cameras: tuple[str, ...]) -> tuple[str, ...]:
+        """The cameras the critic sees, given the policy's."""
+        return policy_cameras if self.images else ()

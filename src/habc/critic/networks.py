@@ -2,43 +2,78 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from habc.critic.config import CriticConfig
-from habc.networks import Normalizer, ResidualBlock
+from habc.errors import CheckpointError
+from habc.networks import ImageEncoder, Normalizer, ResidualBlock, image_to_float, random_shift
+
+IMAGE_SHIFT = 4
+"""Pixels by which the critic's training frames are shifted each way (DrQ)."""
 
 
 class CriticEncoder(nn.Module):
-    """Shared encoder phi(o): normalised state (B, S) -> (B, D)."""
+    """Shared encoder phi(o): normalised state (B, S) and camera frames -> (B, D).
 
-    def __init__(self, state_dim: int, config: CriticConfig) -> None:
+    Each camera's features (``habc.networks.ImageEncoder``) are added to the state's first
+    layer, ahead of the residual blocks.
+    """
+
+    def __init__(self, state_dim: int, config: CriticConfig,
+                 cameras: tuple[str, ...] = ()) -> None:
         super().__init__()
         d = config.hidden_dim
         self.net = nn.Sequential(nn.Linear(state_dim, d),
                                  *[ResidualBlock(d) for _ in range(config.num_blocks)],
                                  nn.LayerNorm(d))
+        self.image_encoders = nn.ModuleDict({c: ImageEncoder(d) for c in cameras})
 
-    def forward(self, state: Tensor) -> Tensor:
-        """(B, S) -> (B, D)."""
-        return self.net(state)
+    def forward(self, state: Tensor, images: Mapping[str, Tensor] | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """(B, S), camera -> (B, H, W, 3) uint8 -> (B, D).
+
+        Args:
+            state: normalised states.
+            images: frames of at least the encoder's cameras (others are ignored).
+            generator: given, the frames are randomly shifted (training augmentation).
+        """
+        if not self.image_encoders:
+            return self.net(state)
+        h = self.net[0](state)
+        for camera, encoder in self.image_encoders.items():
+            if images is None or camera not in images:
+                raise CheckpointError(f"the critic sees camera {camera!r}; its frames are "
+                                      "missing")
+            frames = image_to_float(images[camera])
+            if generator is not None:
+                frames = random_shift(frames, IMAGE_SHIFT, generator)
+            h = h + encoder(frames)
+        return self.net[1:](h)
 
 
 class DualHeadCritic(nn.Module):
     """Viability logit head v(o) and steps-to-success head e(o) >= 0 on a shared encoder."""
 
-    def __init__(self, state_dim: int, config: CriticConfig, normalizer: Normalizer) -> None:
+    def __init__(self, state_dim: int, config: CriticConfig, normalizer: Normalizer,
+                 cameras: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.config = config
         self.normalizer = normalizer
-        self.encoder = CriticEncoder(state_dim, config)
+        self.encoder = CriticEncoder(state_dim, config, cameras)
         self.v_head = nn.Linear(config.hidden_dim, 1)
         self.e_head = nn.Linear(config.hidden_dim, 1)
 
-    def forward(self, state: Tensor) -> tuple[Tensor, Tensor]:
-        """Raw state (B, S) -> (viability logits (B,), steps-to-success (B,))."""
-        h = self.encoder(self.normalizer.state(state))
+    def forward(self, state: Tensor, images: Mapping[str, Tensor] | None = None,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Raw state (B, S) and frames -> (viability logits (B,), steps-to-success (B,)).
+
+        ``generator``: shift the frames (training only); see ``CriticEncoder``.
+        """
+        h = self.encoder(self.normalizer.state(state), images, generator)
         cap = self.config.v_max
         v = cap * torch.tanh(self.v_head(h).squeeze(-1) / cap)
         e = self.config.efficiency_scale * F.softplus(self.e_head(h).squeeze(-1))
@@ -50,17 +85,19 @@ class DistributionalValue(nn.Module):
 
     support: Tensor
 
-    def __init__(self, state_dim: int, config: CriticConfig, normalizer: Normalizer) -> None:
+    def __init__(self, state_dim: int, config: CriticConfig, normalizer: Normalizer,
+                 cameras: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.normalizer = normalizer
-        self.encoder = CriticEncoder(state_dim, config)
+        self.encoder = CriticEncoder(state_dim, config, cameras)
         self.head = nn.Linear(config.hidden_dim, config.value_bins)
         self.register_buffer("support", torch.linspace(-1.0, 0.0, config.value_bins))
 
-    def forward(self, state: Tensor) -> Tensor:
-        """Raw state (B, S) -> bin logits (B, K)."""
-        return self.head(self.encoder(self.normalizer.state(state)))
+    def forward(self, state: Tensor, images: Mapping[str, Tensor] | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """Raw state (B, S) and frames -> bin logits (B, K)."""
+        return self.head(self.encoder(self.normalizer.state(state), images, generator))
 
-    def value(self, state: Tensor) -> Tensor:
+    def value(self, state: Tensor, images: Mapping[str, Tensor] | None = None) -> Tensor:
         """Expected value (B,) of the distribution."""
-        return torch.softmax(self(state), dim=-1) @ self.support
+        return torch.softmax(self(state, images), dim=-1) @ self.support

@@ -31,6 +31,11 @@ class WindowBatch:
     valid: Tensor
 
 
+def frames_at(arrays: StoreArrays, idx: npt.NDArray[np.int64]) -> dict[str, Tensor]:
+    """Camera -> (len(idx), H, W, 3) uint8 frames at the global frame indices ``idx``."""
+    return {c: torch.from_numpy(f[idx]) for c, f in arrays.images.items()}
+
+
 def gather_windows(arrays: StoreArrays, anchors: npt.NDArray[np.int64], horizon: int,
                    prompt: str = "") -> WindowBatch:
     """Gather the windows anchored at ``anchors`` (B,) with chunk length ``horizon``."""
@@ -38,5 +43,5 @@ def gather_windows(arrays: StoreArrays, anchors: npt.NDArray[np.int64], horizon:
     actions = torch.from_numpy(arrays.action[idx])
     mask = torch.from_numpy(valid)[:, :, None].expand_as(actions)
     obs = Observation(state=torch.from_numpy(arrays.state[anchors]), prompt=prompt,
-                      images={c: torch.from_numpy(f[anchors]) for c, f in arrays.images.items()})
+                      images=frames_at(arrays, anchors))
     return WindowBatch(anchors=anchors, obs=obs, actions=actions, valid=mask)

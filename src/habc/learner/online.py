@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,8 +41,9 @@ from habc.critic.networks import DistributionalValue, DualHeadCritic
 from habc.episodes.episode import EpisodeSource
 from habc.episodes.store import StoreArrays
 from habc.errors import ConfigError
-from habc.learner.batches import gather_windows
+from habc.learner.batches import frames_at, gather_windows
 from habc.learner.optim_state import flatten_optimizer, restore_optimizer
+from habc.networks import ImageEncoder
 from habc.policy import flow_matching as fm
 from habc.policy.policy import FlowMatchingPolicy, load_policy
 from habc.progress.model import ProgressConfig, ProgressModel
@@ -257,6 +259,15 @@ def sample_anchors(pools: dict[str, npt.NDArray[np.int64]], shares: dict[str, fl
                                                                         strict=True)])
 
 
+def _in_chunks(fn: Callable[[npt.NDArray[np.int64]], tuple[Tensor, ...]],
+               idx: npt.NDArray[np.int64], net: torch.nn.Module) -> tuple[Tensor, ...]:
+    """``fn(idx)``, in chunks of 512 frames when ``net`` sees camera frames (memory)."""
+    if not any(isinstance(m, ImageEncoder) for m in net.modules()):
+        return fn(idx)
+    parts = [fn(idx[i:i + 512]) for i in range(0, len(idx), 512)]
+    return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+
+
 class OnlineLearner:
     """Actor + critic(s) + optimisers + running statistics of one online run."""
 
@@ -287,11 +298,12 @@ class OnlineLearner:
         self.progress: ProgressModel | None = None
         params: list[torch.nn.Parameter] = []
         lr = cc.lr
+        cameras = cc.cameras(policy.config.cameras)
         if rule.critic == "dual":
-            self.critic = DualHeadCritic(policy.state_dim, cc, normalizer)
+            self.critic = DualHeadCritic(policy.state_dim, cc, normalizer, cameras)
             params = list(self.critic.parameters())
         elif rule.critic == "distributional":
-            self.value = DistributionalValue(policy.state_dim, cc, normalizer)
+            self.value = DistributionalValue(policy.state_dim, cc, normalizer, cameras)
             params = list(self.value.parameters())
         elif rule.critic == "progress":
             if num_stages is None:
@@ -345,7 +357,7 @@ class OnlineLearner:
                 s_critic = perturb_states(torch.from_numpy(arrays.state[anchors]),
                                           torch.from_numpy(data.state_std),
                                           self.config.critic.input_noise, generator)
-                stats |= self._critic_step(data, anchors, s_critic)
+                stats |= self._critic_step(data, anchors, s_critic, generator)
             if self.config.actor_batches == "weighted":
                 anchors = sample_anchors(data.pools, self.shares(actor=True),
                                          self.config.batch_size, rng)
@@ -369,11 +381,11 @@ class OnlineLearner:
                                      "progress_end": end})
         elif self.value is not None:
             if train_critic:
-                stats |= self._value_step(data, anchors, s_t)
+                stats |= self._value_step(data, anchors, s_t, generator)
             if self.step % self.config.recap_threshold_every == 0:
                 self._update_recap_threshold(data, rng)
             inputs = WeightInputs(**{**inputs.__dict__,
-                                     "td_residual": self._td_residual(data, anchors, s_t),
+                                     "td_residual": self._td_residual(data, anchors),
                                      "recap_threshold": self.recap_threshold})
 
         weights, rule_stats = self.rule(inputs)
@@ -404,7 +416,7 @@ class OnlineLearner:
                 p_t.lerp_(p, tau)
 
     def _critic_step(self, data: TrainingData, anchors: npt.NDArray[np.int64],
-                     s_t: Tensor) -> dict[str, float]:
+                     s_t: Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
         assert self.critic is not None and self.target is not None and self.critic_opt
         cc, labels = self.config.critic, data.labels
         outcome = torch.from_numpy(labels.outcome_label[anchors].astype(np.int64))
@@ -412,10 +424,12 @@ class OnlineLearner:
         labelled = (outcome != NO_LABEL) & trained
         succ_valid = torch.from_numpy(labels.succ_target_valid[anchors]) & trained
         steps_to_end = torch.from_numpy(labels.steps_to_end[anchors])
-        v_t, e_t = self.critic(s_t)
+        v_t, e_t = self.critic(s_t, frames_at(data.arrays, anchors), generator)
         if cc.efficiency_target == "td":
+            nxt = data.next1[anchors]
             with torch.no_grad():
-                _, e_next = self.target(torch.from_numpy(data.arrays.state[data.next1[anchors]]))
+                _, e_next = self.target(torch.from_numpy(data.arrays.state[nxt]),
+                                        frames_at(data.arrays, nxt))
             terminal = (steps_to_end == 0) & torch.from_numpy(labels.episode_success[anchors])
             y_e = CL.efficiency_td_target(e_next, terminal, self.t_max)
         else:
@@ -451,7 +465,8 @@ class OnlineLearner:
         below the held-out one means the critic memorised its episodes. Empty without held-out
         labels.
         """
-        assert self.critic is not None
+        critic = self.critic
+        assert critic is not None
         labels = data.labels
         labelled = labels.outcome_label != NO_LABEL
         held = np.flatnonzero(labelled & data.validation)
@@ -459,7 +474,8 @@ class OnlineLearner:
         if len(held) == 0 or not train.any():
             return {}
         with torch.no_grad():
-            v, e = self.critic(torch.from_numpy(data.arrays.state[held]))
+            v, e = _in_chunks(lambda i: critic(torch.from_numpy(data.arrays.state[i]),
+                                               frames_at(data.arrays, i)), held, critic)
         p = torch.sigmoid(v)
         y = torch.from_numpy(labels.outcome_label[held].astype(np.float32))
         base_rate = float(labels.outcome_label[train].mean())
@@ -483,9 +499,11 @@ class OnlineLearner:
         assert self.critic is not None
         k = self.config.advantage_horizon
         states = data.arrays.state
+        idx = np.concatenate([anchors, data.nextk[anchors], data.last[anchors]])
         with torch.no_grad():  # one forward pass over s_t, s_{t+k} and the episode's last state
             v, e = self.critic(torch.cat([s_t, torch.from_numpy(states[data.nextk[anchors]]),
-                                          torch.from_numpy(states[data.last[anchors]])]))
+                                          torch.from_numpy(states[data.last[anchors]])]),
+                               frames_at(data.arrays, idx))
         (v_t, v_k, _), (e_t, e_k, e_last) = v.chunk(3), e.chunk(3)
         v_k, e_k = adv.next_values_at_episode_end(
             v_k, e_k, next_exists=torch.from_numpy(data.nextk_exists[anchors]),
@@ -568,16 +586,18 @@ class OnlineLearner:
         return reward, steps_to_end == 0
 
     def _value_step(self, data: TrainingData, anchors: npt.NDArray[np.int64],
-                    s_t: Tensor) -> dict[str, float]:
+                    s_t: Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
         assert self.value is not None and self.target is not None and self.critic_opt
         assert isinstance(self.target, DistributionalValue)
         reward, is_last = self._recap_terms(data, anchors)
         trained = torch.from_numpy((data.labels.outcome_label[anchors] != NO_LABEL)
                                    & ~data.validation[anchors])
+        nxt = data.next1[anchors]
         with torch.no_grad():
-            v_next = self.target.value(torch.from_numpy(data.arrays.state[data.next1[anchors]]))
+            v_next = self.target.value(torch.from_numpy(data.arrays.state[nxt]),
+                                       frames_at(data.arrays, nxt))
         target = CL.value_target(reward, v_next, is_last)
-        logits = self.value(s_t)
+        logits = self.value(s_t, frames_at(data.arrays, anchors), generator)
         loss = CL.masked_mean(CL.distributional_loss(logits, CL.two_hot(target,
                                                                         self.value.support)),
                               trained)
@@ -588,13 +608,19 @@ class OnlineLearner:
         self._ema()
         return {"critic/loss_value": loss.item()}
 
-    def _td_residual(self, data: TrainingData, anchors: npt.NDArray[np.int64],
-                     s_t: Tensor) -> Tensor:
-        assert self.value is not None
+    def _td_residual(self, data: TrainingData, anchors: npt.NDArray[np.int64]) -> Tensor:
+        value = self.value
+        assert value is not None
         reward, is_last = self._recap_terms(data, anchors)
+        states = data.arrays.state
+
+        def values(i: npt.NDArray[np.int64]) -> tuple[Tensor, ...]:
+            nxt = data.next1[i]
+            return (value.value(torch.from_numpy(states[i]), frames_at(data.arrays, i)),
+                    value.value(torch.from_numpy(states[nxt]), frames_at(data.arrays, nxt)))
+
         with torch.no_grad():
-            v_t = self.value.value(s_t)
-            v_next = self.value.value(torch.from_numpy(data.arrays.state[data.next1[anchors]]))
+            v_t, v_next = _in_chunks(values, anchors, value)
         return CL.td_residual(reward, v_t, v_next, is_last)
 
     def _update_recap_threshold(self, data: TrainingData, rng: np.random.Generator) -> None:
@@ -604,7 +630,7 @@ class OnlineLearner:
         if len(pool) == 0:
             return
         sample = rng.choice(pool, size=min(len(pool), 4096), replace=False)
-        residual = self._td_residual(data, sample, torch.from_numpy(data.arrays.state[sample]))
+        residual = self._td_residual(data, sample)
         assert isinstance(self.rule, RecapRule)
         self.recap_threshold = float(torch.quantile(residual, self.rule.pass_quantile))
 

@@ -216,7 +216,7 @@ def build_report(config: ReportConfig) -> Path:
             continue
         run = candidates[0]
         critic = RunCritic(run.path)
-        arrays = critic.store.read()
+        arrays = critic.read_rollouts()
         picks = pick_episodes(arrays)
         traces = {name: critic.trace(arrays, e) for name, e in picks.items()}
         slug = task.replace("-", "_")

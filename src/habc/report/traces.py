@@ -52,8 +52,10 @@ class RunCritic:
         config = json.loads((run_dir / "config.json").read_text())
         state = json.loads((latest / "learner.json").read_text())
         policy = load_policy(latest / "policy")
-        self.critic = DualHeadCritic(policy.state_dim, CriticConfig(**config["learner"]["critic"]),
-                                     policy.normalizer)
+        critic_config = CriticConfig(**config["learner"]["critic"])
+        self.cameras = critic_config.cameras(policy.config.cameras)
+        self.critic = DualHeadCritic(policy.state_dim, critic_config, policy.normalizer,
+                                     self.cameras)
         tensors = load_file(str(latest / "critic.safetensors"))
         self.critic.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         self.critic.eval()
@@ -66,15 +68,20 @@ class RunCritic:
         self.scale_e = max(state["scale_e"]["var"] ** 0.5, 1e-3)
         self.store = EpisodeStore.open(run_dir / "rollouts")
 
+    def read_rollouts(self) -> StoreArrays:
+        """The run's rollouts, with the frames of the cameras the critic sees."""
+        return self.store.read(self.cameras)
+
     def trace(self, arrays: StoreArrays, episode: int) -> EpisodeTrace:
-        """Signals along episode position ``episode`` of ``arrays``."""
+        """Signals along episode position ``episode`` of ``arrays`` (from ``read_rollouts``)."""
         s, e = int(arrays.episode_starts[episode]), int(arrays.episode_ends[episode])
         controller = arrays.controller[s:e]
         success = bool(arrays.success[episode])
         labels = assign_credit(controller, np.array([0]), np.array([e - s]),
                                np.array([arrays.source[episode]]), np.array([success]))
         with torch.no_grad():
-            v, eff = self.critic(torch.from_numpy(arrays.state[s:e]))
+            v, eff = self.critic(torch.from_numpy(arrays.state[s:e]),
+                                 {c: torch.from_numpy(f[s:e]) for c, f in arrays.images.items()})
         t = torch.arange(e - s)
         nxt = torch.clamp(t + self.k, max=e - s - 1)
         v_k, e_k = adv.next_values_at_episode_end(
