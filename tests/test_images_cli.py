@@ -17,6 +17,9 @@ TINY_CAMERA_POLICY = ["--policy.hidden-dim", "32", "--policy.num-blocks", "1",
                       "--policy.chunk-horizon", "4", "--policy.exec-horizon", "2",
                       "--policy.num-inference-steps", "2", "--policy.cameras", "corner2",
                       "--policy.image-size", "16", "--policy.image-shift", "2"]
+LEARNER = ["--max-steps", "60", "--learner.batch-size", "8", "--learner.critic.hidden-dim", "16",
+           "--habc.warmup-steps", "2", "--num-threads", "1", "--log-every", "2",
+           "--ckpt-every", "2"]
 
 
 def test_camera_policy_from_collect_to_an_online_round(tmp_path, capsys):
@@ -32,6 +35,9 @@ def test_camera_policy_from_collect_to_an_online_round(tmp_path, capsys):
     assert main(["collect", "--task", "reach", "--out", str(demos), "--num-episodes", "1",
                  "--max-steps", "150"]) == 2
     assert "keeps camera frames" in capsys.readouterr().err
+    # A store of rollouts without frames, for `habc learn` to refuse below.
+    assert main(["collect", "--task", "reach", "--out", str(tmp_path / "bad-rollouts"),
+                 "--num-episodes", "1", "--max-steps", "150"]) == 0
     # A policy whose image size differs from the demos' is refused before training.
     assert main(["train", "--datasets", str(demos), "--run-dir", str(tmp_path / "bad"),
                  "--steps", "2", *TINY_CAMERA_POLICY, "--policy.image-size", "32"]) == 2
@@ -47,9 +53,8 @@ def test_camera_policy_from_collect_to_an_online_round(tmp_path, capsys):
 
     assert main(["online", "--sft-checkpoint", str(checkpoint), "--run-dir", str(online),
                  "--method", "habc", "--rounds", "1", "--rollouts-per-round", "2",
-                 "--steps-per-round", "4", "--eval-trials", "1", "--workers", "1",
-                 "--max-steps", "40", "--learner.batch-size", "8",
-                 "--learner.critic.hidden-dim", "16", "--habc.warmup-steps", "2"]) == 0
+                 "--steps-per-round", "4",
+                 *LEARNER, "--eval-trials", "1", "--workers", "1"]) == 0
     rollouts = open_stores([online / "rollouts"], cameras=("corner2",))
     assert rollouts.num_episodes == 2
     assert rollouts.images["corner2"].shape == (rollouts.num_frames, 16, 16, 3)
@@ -63,3 +68,17 @@ def test_camera_policy_from_collect_to_an_online_round(tmp_path, capsys):
     critic = RunCritic(online)
     trace = critic.trace(critic.read_rollouts(), 0)
     assert len(trace.viability) == rollouts.lengths[0] and np.isfinite(trace.weight).all()
+
+    # `habc learn` on the round's rollouts (frames included) publishes the same policy.
+    learn = tmp_path / "learn"
+    assert main(["learn", "--sft-checkpoint", str(checkpoint), "--rollouts",
+                 str(online / "rollouts"), "--run-dir", str(learn), "--steps", "4",
+                 *LEARNER]) == 0
+    mine = load_file(str(learn / "policies/v001/model.safetensors"))
+    theirs = load_file(str(online / "policies/v001/model.safetensors"))
+    assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
+    # ... and refuses rollouts without the policy's camera.
+    assert main(["learn", "--sft-checkpoint", str(checkpoint), "--rollouts",
+                 str(tmp_path / "bad-rollouts"), "--run-dir", str(tmp_path / "learn-bad"),
+                 "--steps", "4", *LEARNER]) == 2
+    assert "no frames of cameras ['corner2']" in capsys.readouterr().err
