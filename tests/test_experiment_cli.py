@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from habc.cli import main
+from habc.episodes.store import EpisodeStore
 from habc.errors import ConfigError
 from habc.evaluation.stats import difference_interval, wilson_interval
 from habc.experiments.experiment import (
@@ -19,7 +20,10 @@ from habc.experiments.experiment import (
     next_job,
     preset_names,
     results_table,
+    sft_job,
 )
+from habc.policy.config import PolicyConfig
+from habc.policy.policy import load_policy
 from habc.rollout.operator import OperatorConfig
 
 
@@ -360,3 +364,16 @@ def test_jobs_run_after_their_dependencies_later_stages_first(tmp_path):
     later = [j for j in experiment_jobs(spec, tmp_path) if j.stage > 0]
     assert next_job(later, {"sft reach 0"}).name == "step1 habc reach 0"
     assert next_job(later, set()) is None  # everything waits on an SFT
+
+
+def test_an_experiment_with_cameras_records_them_in_its_demos(tmp_path):
+    """A spec whose policy sees a camera gets demos with its frames and a camera SFT."""
+    policy = PolicyConfig(hidden_dim=32, num_blocks=1, chunk_horizon=4, exec_horizon=2,
+                          num_inference_steps=2, cameras=("corner2",), image_size=16,
+                          image_shift=2)
+    spec = ExperimentSpec(name="cam", tasks=(("reach", 1),), sft_steps=2, batch_size=8,
+                          max_steps=150, policy=policy)
+    sft_job(spec, tmp_path, "reach", 1, 0)
+    cell = tmp_path / "reach/seed_0"
+    assert EpisodeStore.open(cell / "demos").image_shapes == {"corner2": (16, 16, 3)}
+    assert load_policy(cell / "sft/checkpoints/last").config.cameras == ("corner2",)

@@ -91,6 +91,8 @@ class ExperimentSpec:
     its step's own rounds): a view less sensitive to one checkpoint's luck. The targets are
     checked on the final round."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """Every SFT policy; with ``cameras``, the demos record those cameras and the online runs
+    render them."""
     critic: CriticConfig = field(default_factory=CriticConfig)
     operator: OperatorConfig = field(default_factory=OperatorConfig)
     """The simulated operator of every online run (Step 1 and Step 2 alike)."""
@@ -244,7 +246,9 @@ def sft_job(spec: ExperimentSpec, out: Path, task: str, demos: int, seed: int) -
     if have < demos:
         collect_demos(CollectConfig(task=task, out=ds, num_episodes=demos - have,
                                     seed_start=seed * 1000, action_noise=spec.action_noise,
-                                    max_steps=spec.max_steps, noise_seed=seed),
+                                    max_steps=spec.max_steps, noise_seed=seed,
+                                    cameras=spec.policy.cameras,
+                                    image_size=spec.policy.image_size),
                       show_progress=False)
     train_sft(TrainConfig(datasets=(ds,), run_dir=cell / "sft", steps=spec.sft_steps,
                           seed=seed, num_threads=1, policy=spec.policy,
