@@ -60,6 +60,7 @@ from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore, StoreArrays, open_stores
 from habc.errors import ConfigError, StoreError
 from habc.evaluation.evaluate import EvalConfig, check_fits, evaluate, format_result
+from habc.experiments.ray_rollouts import ray_episodes
 from habc.learner.online import (
     LearnerConfig,
     OnlineLearner,
@@ -117,6 +118,10 @@ class OnlineConfig:
     reported seeds."""
     workers: int = 2
     """Parallel processes for rollouts and evaluation."""
+    ray_address: str | None = None
+    """Collect the rollouts on Ray workers instead of local processes (sync mode): 'local'
+    starts Ray on this machine, 'auto' joins the running cluster, 'ray://HOST:10001' a remote
+    one. ``workers`` rollout workers of one CPU each; evaluation stays local."""
     max_steps: int | None = None
     """Episode step limit of rollouts and evaluation; defaults to the task's."""
     seed: int = 0
@@ -157,6 +162,8 @@ class OnlineConfig:
             raise ConfigError("sft collects no rollouts; async mode needs a rollout method")
         if self.mode not in ("sync", "async"):
             raise ConfigError("mode must be 'sync' or 'async'")
+        if self.ray_address is not None and self.mode == "async":
+            raise ConfigError("--ray-address collects synchronous rounds; use --mode sync")
 
     def rule(self) -> WeightingRule:
         """The weighting rule of ``method``."""
@@ -251,7 +258,12 @@ def collect_rollouts(store: EpisodeStore, policy_dir: Path, task: str, seeds: li
                             name="rollouts", info="")
     args = (policy_dir, task, config.operator, config.seed, config.max_steps)
     workers = min(config.workers, len(todo))
-    if workers == 1:
+    if config.ray_address is not None:
+        for episode in ray_episodes(config.ray_address, workers, policy_dir, todo, args[1:],
+                                    _init_rollout_worker, _rollout):
+            store.append([episode])
+            progress.advance(bar)
+    elif workers == 1:
         _init_rollout_worker(*args)
         for s in todo:
             store.append([_rollout(s)])
