@@ -28,6 +28,7 @@ from habc.rollout.actors import (
     make_policy_env,
     resolve_exec_horizon,
 )
+from habc.rollout.ray_workers import ray_map
 from habc.rollout.runner import run_episode
 
 
@@ -50,6 +51,9 @@ class EvalConfig:
     """Explicit evaluation seeds (overrides num_trials); must be >= EVAL_SEED_BASE."""
     workers: int = 2
     """Parallel worker processes (1 = run in this process)."""
+    ray_address: str | None = None
+    """Run the trials on Ray workers ('local', 'auto' or 'ray://HOST:10001'; see
+    ``habc online --ray-address``) instead of local processes."""
     max_steps: int | None = None
     """Episode step limit; defaults to the task's."""
     out: Path | None = None
@@ -138,12 +142,19 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
     seeds = config.seed_list()
     args = (config.checkpoint, task.name, config.max_steps, config.sample_seed,
             config.expert_noise, exec_horizon)
-    workers = min(config.workers, len(seeds), os.cpu_count() or 1)
+    cores = (os.cpu_count() or 1) if config.ray_address is None else len(seeds)
+    workers = min(config.workers, len(seeds), cores)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     with Progress(disable=not show_progress, transient=True) as progress:
         bar = progress.add_task(f"eval {task.name}", total=len(seeds))
-        if workers == 1:
+        if config.ray_address is not None:
+            for row in ray_map(config.ray_address, workers, config.checkpoint, seeds,
+                               _init_worker, args[1:], _run_trial):
+                rows.append(row)
+                progress.advance(bar)
+            rows.sort(key=lambda row: seeds.index(row["seed"]))
+        elif workers == 1:
             _init_worker(*args)
             for seed in seeds:
                 rows.append(_run_trial(seed))

@@ -60,7 +60,6 @@ from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore, StoreArrays, open_stores
 from habc.errors import ConfigError, StoreError
 from habc.evaluation.evaluate import EvalConfig, check_fits, evaluate, format_result
-from habc.experiments.ray_rollouts import ray_episodes
 from habc.learner.online import (
     LearnerConfig,
     OnlineLearner,
@@ -71,6 +70,7 @@ from habc.learner.online import (
 from habc.policy.policy import FlowMatchingPolicy, load_policy
 from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
+from habc.rollout.ray_workers import ray_map
 from habc.rollout.runner import run_episode
 from habc.weighting.rules import RULES, HabcRule, RecapRule, RejectionRule, WeightingRule
 
@@ -121,7 +121,7 @@ class OnlineConfig:
     ray_address: str | None = None
     """Collect the rollouts on Ray workers instead of local processes (sync mode): 'local'
     starts Ray on this machine, 'auto' joins the running cluster, 'ray://HOST:10001' a remote
-    one. ``workers`` rollout workers of one CPU each; evaluation stays local."""
+    one. ``workers`` workers of one CPU each collect the rollouts and run the evaluations."""
     max_steps: int | None = None
     """Episode step limit of rollouts and evaluation; defaults to the task's."""
     seed: int = 0
@@ -259,8 +259,8 @@ def collect_rollouts(store: EpisodeStore, policy_dir: Path, task: str, seeds: li
     args = (policy_dir, task, config.operator, config.seed, config.max_steps)
     workers = min(config.workers, len(todo))
     if config.ray_address is not None:
-        for episode in ray_episodes(config.ray_address, workers, policy_dir, todo, args[1:],
-                                    _init_rollout_worker, _rollout):
+        for episode in ray_map(config.ray_address, workers, policy_dir, todo,
+                               _init_rollout_worker, args[1:], _rollout):
             store.append([episode])
             progress.advance(bar)
     elif workers == 1:
@@ -454,7 +454,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         return evaluate(EvalConfig(checkpoint=_policy_dir(run_dir, version),
                                    seeds=tuple(eval_seeds(config.eval_trials,
                                                           config.eval_seed_offset)),
-                                   workers=config.workers,
+                                   workers=config.workers, ray_address=config.ray_address,
                                    max_steps=config.max_steps,
                                    out=run_dir / "eval" / f"v{version:03d}.json",
                                    sample_seed=config.seed), show_progress=show_progress)

@@ -1,5 +1,7 @@
-"""`habc online --ray-address local`: Ray workers collect the same episodes as local processes."""
+"""`habc online --ray-address local`: Ray workers collect the same episodes and evaluation
+trials as local processes."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +11,10 @@ import ray
 from habc.cli import main
 from habc.episodes.store import EpisodeStore
 from habc.errors import ConfigError
+from habc.evaluation import evaluate
 from habc.experiments import online
 from habc.experiments.online import OnlineConfig
-from habc.experiments.ray_rollouts import ray_episodes
+from habc.rollout.ray_workers import ray_map
 from tests.test_online_cli import TINY_ONLINE, TINY_POLICY
 
 
@@ -33,17 +36,18 @@ def episodes_by_seed(root: Path) -> dict[int, tuple[np.ndarray, ...]]:
                                            strict=True))}
 
 
-def test_ray_workers_collect_the_episodes_local_workers_collect(sft_checkpoint, tmp_path,
+def test_ray_workers_collect_the_episodes_and_trials_local_workers_do(sft_checkpoint, tmp_path,
                                                                 monkeypatch):
-    collected: list[int] = []
+    collected: list[object] = []
 
     def spy(*args, **kwargs):
-        for episode in ray_episodes(*args, **kwargs):
-            collected.append(episode.seed)
-            yield episode
+        for result in ray_map(*args, **kwargs):
+            collected.append(result)
+            yield result
 
-    monkeypatch.setattr(online, "ray_episodes", spy)
-    runs = {}
+    monkeypatch.setattr(online, "ray_map", spy)
+    monkeypatch.setattr(evaluate, "ray_map", spy)
+    runs, trials = {}, {}
     for name, extra in (("local", []), ("ray", ["--ray-address", "local"])):
         run = tmp_path / name
         args = ["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
@@ -52,7 +56,11 @@ def test_ray_workers_collect_the_episodes_local_workers_collect(sft_checkpoint, 
             args += ["--workers", "2"]
         assert main(args) == 0
         runs[name] = episodes_by_seed(run / "rollouts")
-    assert sorted(collected) == sorted(runs["ray"]) and not ray.is_initialized()
+        trials[name] = [json.loads((run / f"eval/v{v:03d}.json").read_text())["trials"]
+                        for v in (0, 1)]
+    # the SFT's 2 evaluation trials, the round's 3 rollouts, then its 2 trials
+    assert len(collected) == 7 and not ray.is_initialized()
+    assert trials["ray"] == trials["local"]
     assert sorted(runs["ray"]) == sorted(runs["local"]) and len(runs["ray"]) == 3
     for seed, fields in runs["local"].items():
         for mine, theirs in zip(runs["ray"][seed], fields, strict=True):
