@@ -1,4 +1,5 @@
-"""The critic and the value head see the policy's cameras (SPEC §3: phi(o) over the images)."""
+"""The critic, the value head and the progress model see the policy's cameras (SPEC §3: phi(o)
+over the images)."""
 
 import dataclasses
 
@@ -15,6 +16,7 @@ from habc.learner.online import LearnerConfig, OnlineLearner, prepare_data
 from habc.networks import Normalizer
 from habc.policy.config import PolicyConfig
 from habc.policy.policy import FlowMatchingPolicy
+from habc.progress.model import ProgressConfig, ProgressModel
 from habc.weighting.rules import RULES, HabcRule
 from tests.conftest import make_episode
 
@@ -54,7 +56,7 @@ def test_camera_critic_reads_the_frames_and_shifts_them_only_with_a_generator():
 @pytest.fixture
 def camera_data(rng) -> tuple:
     episodes = [make_episode(rng, 12) for _ in range(2)]
-    episodes += [make_episode(rng, 15, source=EpisodeSource.ROLLOUT, success=i % 2 == 0,
+    episodes += [make_episode(rng, 15, source=EpisodeSource.ROLLOUT, success=i < 2,
                               seed=100 + i, human_span=(3, 9) if i == 1 else None)
                  for i in range(4)]
     lengths = np.array([ep.length for ep in episodes])
@@ -105,3 +107,39 @@ def test_learner_trains_a_critic_that_sees_the_policy_cameras(camera_data, metho
     net = learner.critic if method == "habc" else learner.value
     assert net is not None and len(net.encoder.image_encoders) == 0
     learner.update(data, rng, g)
+
+
+def test_progress_model_reads_the_frames_of_its_cameras():
+    torch.manual_seed(0)
+    model = ProgressModel(5, (3,), ProgressConfig(hidden_dim=16, num_experts=2),
+                          Normalizer(5, 2, std_floor=0.05, clip=5.0), cameras=("top",))
+    state, task = torch.zeros(4, 5), torch.zeros(4, dtype=torch.int64)
+    a, b = model.progress(state, task, {"top": frames(4, 1)}), \
+        model.progress(state, task, {"top": frames(4, 2)})
+    logits_a, _ = model(state, task, {"top": frames(4, 1)})
+    logits_b, _ = model(state, task, {"top": frames(4, 2)})
+    assert a.shape == (4,) and not torch.allclose(logits_a, logits_b)
+    assert ((a >= 0) & (a <= 1)).all() and ((b >= 0) & (b <= 1)).all()
+    with pytest.raises(CheckpointError, match=r"cameras \['top'\]"):
+        model.progress(state, task)
+
+
+def test_rabc_trains_a_progress_model_that_sees_the_policy_cameras(camera_data):
+    data, policy = camera_data
+    arrays = data.arrays
+    stage = (np.arange(arrays.num_frames) - arrays.episode_starts[arrays.frame_episode]) // 5
+    data = prepare_data(arrays, horizon=5, k=1, naive=False, critic_use_demos=False,
+                        validation_every=2, stage=np.minimum(stage, 2).astype(np.int64))
+    config = LearnerConfig(batch_size=16, critic=SMALL_CRITIC, validation_every=2,
+                           progress=ProgressConfig(hidden_dim=16, num_experts=2,
+                                                   pretrain_steps=1))
+    learner = OnlineLearner(policy, RULES["rabc"], config, t_max=20, method="rabc",
+                            num_stages=3)
+    assert learner.progress is not None
+    before = learner.progress.image_encoders["top"].out.weight.detach().clone()
+    rng = np.random.default_rng(0)
+    learner.pretrain_progress(data, rng)
+    stats = learner.update(data, rng, torch.Generator().manual_seed(0))
+    assert all(np.isfinite(v) for v in stats.values())
+    assert not torch.equal(before, learner.progress.image_encoders["top"].out.weight)
+    assert "progress/heldout_mse" in learner.progress_heldout(data)

@@ -42,9 +42,9 @@ class CriticConfig:
     c_fail: float | None = None
     """Failure penalty C_fail of the distributional value; None = T_max."""
     images: bool = True
-    """The critic and the value head see the policy's cameras besides the state, as the
-    paper's critic sees its multi-view images; False: the state only. No effect on a policy
-    without cameras."""
+    """The critic, the value head and the progress model see the policy's cameras besides the
+    state, as the paper's critic sees its multi-view images; False: the state only. No effect on
+    a policy without cameras."""
 
     def __post_init__(self) -> None:
         if self.hidden_dim < 8 or self.num_blocks < 1:

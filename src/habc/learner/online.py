@@ -309,7 +309,7 @@ class OnlineLearner:
             if num_stages is None:
                 raise ConfigError(f"{method} needs the task's stage labels (num_stages)")
             self.progress = ProgressModel(policy.state_dim, (num_stages,), config.progress,
-                                          normalizer)
+                                          normalizer, cameras)
             params, lr = list(self.progress.parameters()), config.progress.lr
         self.critic_opt = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay,
                                             fused=True) \
@@ -534,7 +534,8 @@ class OnlineLearner:
         task = torch.zeros(len(idx), dtype=torch.int64)
         losses = self.progress.per_sample_loss(
             torch.from_numpy(data.arrays.state[idx]), task, torch.from_numpy(data.stage[idx]),
-            torch.from_numpy(data.within[idx]), self.config.progress.within_loss_weight)
+            torch.from_numpy(data.within[idx]), self.config.progress.within_loss_weight,
+            frames_at(data.arrays, idx))
         loss = losses.mean()
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -550,9 +551,11 @@ class OnlineLearner:
         """
         assert self.progress is not None
         end = np.minimum(anchors + self.policy.config.chunk_horizon, data.last[anchors])
-        states = torch.from_numpy(data.arrays.state[np.concatenate([anchors, end])])
+        idx = np.concatenate([anchors, end])
+        states = torch.from_numpy(data.arrays.state[idx])
         with torch.no_grad():
-            p = self.progress.progress(states, torch.zeros(len(states), dtype=torch.int64))
+            p = self.progress.progress(states, torch.zeros(len(states), dtype=torch.int64),
+                                       frames_at(data.arrays, idx))
         start, after = p.chunk(2)
         return start, after
 
@@ -562,16 +565,18 @@ class OnlineLearner:
         Measured on the held-out successful episodes' frames and on the training pool; empty
         without held-out successes.
         """
-        assert self.progress is not None and data.stage is not None and data.within is not None
+        model = self.progress
+        assert model is not None and data.stage is not None and data.within is not None
         held = np.flatnonzero(data.validation & data.labels.episode_success)
         if len(held) == 0:
             return {}
-        k = self.progress.num_stages[0]
+        k = model.num_stages[0]
         stats = {"progress/heldout_frames": float(len(held))}
         for name, idx in (("heldout", held), ("train", data.pools["progress"])):
             with torch.no_grad():
-                p = self.progress.progress(torch.from_numpy(data.arrays.state[idx]),
-                                           torch.zeros(len(idx), dtype=torch.int64))
+                p, = _in_chunks(lambda i: (model.progress(
+                    torch.from_numpy(data.arrays.state[i]), torch.zeros(len(i), dtype=torch.int64),
+                    frames_at(data.arrays, i)),), idx, model)
             truth = dense_progress(data.stage[idx], data.within[idx], k)
             stats[f"progress/{name}_mse"] = progress_mse(p, truth)
         return stats
