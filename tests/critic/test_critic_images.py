@@ -41,7 +41,7 @@ def test_state_only_encoder_keeps_its_parameters_and_refuses_nothing():
 def test_camera_critic_reads_the_frames_and_shifts_them_only_with_a_generator():
     torch.manual_seed(0)
     critic = DualHeadCritic(5, SMALL_CRITIC, Normalizer(5, 2, std_floor=0.05, clip=5.0),
-                            cameras=("top",))
+                            cameras=("top",), image_shift=2)
     state, a, b = torch.zeros(4, 5), frames(4, 1), frames(4, 2)
     v_a, e_a = critic(state, {"top": a})
     v_b, _ = critic(state, {"top": b})

@@ -12,9 +12,6 @@ from habc.critic.config import CriticConfig
 from habc.errors import CheckpointError
 from habc.networks import ImageEncoder, Normalizer, ResidualBlock, image_to_float, random_shift
 
-IMAGE_SHIFT = 4
-"""Pixels by which the critic's training frames are shifted each way (DrQ)."""
-
 
 class CriticEncoder(nn.Module):
     """Shared encoder phi(o): normalised state (B, S) and camera frames -> (B, D).
@@ -23,9 +20,11 @@ class CriticEncoder(nn.Module):
     layer, ahead of the residual blocks.
     """
 
-    def __init__(self, state_dim: int, config: CriticConfig,
-                 cameras: tuple[str, ...] = ()) -> None:
+    def __init__(self, state_dim: int, config: CriticConfig, cameras: tuple[str, ...] = (),
+                 image_shift: int = 0) -> None:
+        """``image_shift``: pixels by which training frames are shifted each way (DrQ)."""
         super().__init__()
+        self.image_shift = image_shift
         d = config.hidden_dim
         self.net = nn.Sequential(nn.Linear(state_dim, d),
                                  *[ResidualBlock(d) for _ in range(config.num_blocks)],
@@ -39,7 +38,8 @@ class CriticEncoder(nn.Module):
         Args:
             state: normalised states.
             images: frames of at least the encoder's cameras (others are ignored).
-            generator: given, the frames are randomly shifted (training augmentation).
+            generator: given, the frames are shifted by up to ``image_shift`` pixels (training
+                augmentation).
         """
         if not self.image_encoders:
             return self.net(state)
@@ -50,7 +50,7 @@ class CriticEncoder(nn.Module):
                                       "missing")
             frames = image_to_float(images[camera])
             if generator is not None:
-                frames = random_shift(frames, IMAGE_SHIFT, generator)
+                frames = random_shift(frames, self.image_shift, generator)
             h = h + encoder(frames)
         return self.net[1:](h)
 
@@ -59,11 +59,11 @@ class DualHeadCritic(nn.Module):
     """Viability logit head v(o) and steps-to-success head e(o) >= 0 on a shared encoder."""
 
     def __init__(self, state_dim: int, config: CriticConfig, normalizer: Normalizer,
-                 cameras: tuple[str, ...] = ()) -> None:
+                 cameras: tuple[str, ...] = (), image_shift: int = 0) -> None:
         super().__init__()
         self.config = config
         self.normalizer = normalizer
-        self.encoder = CriticEncoder(state_dim, config, cameras)
+        self.encoder = CriticEncoder(state_dim, config, cameras, image_shift)
         self.v_head = nn.Linear(config.hidden_dim, 1)
         self.e_head = nn.Linear(config.hidden_dim, 1)
 
@@ -86,10 +86,10 @@ class DistributionalValue(nn.Module):
     support: Tensor
 
     def __init__(self, state_dim: int, config: CriticConfig, normalizer: Normalizer,
-                 cameras: tuple[str, ...] = ()) -> None:
+                 cameras: tuple[str, ...] = (), image_shift: int = 0) -> None:
         super().__init__()
         self.normalizer = normalizer
-        self.encoder = CriticEncoder(state_dim, config, cameras)
+        self.encoder = CriticEncoder(state_dim, config, cameras, image_shift)
         self.head = nn.Linear(config.hidden_dim, config.value_bins)
         self.register_buffer("support", torch.linspace(-1.0, 0.0, config.value_bins))
 

@@ -300,10 +300,12 @@ class OnlineLearner:
         lr = cc.lr
         cameras = cc.cameras(policy.config.cameras)
         if rule.critic == "dual":
-            self.critic = DualHeadCritic(policy.state_dim, cc, normalizer, cameras)
+            self.critic = DualHeadCritic(policy.state_dim, cc, normalizer, cameras,
+                                         policy.config.image_shift)
             params = list(self.critic.parameters())
         elif rule.critic == "distributional":
-            self.value = DistributionalValue(policy.state_dim, cc, normalizer, cameras)
+            self.value = DistributionalValue(policy.state_dim, cc, normalizer, cameras,
+                                             policy.config.image_shift)
             params = list(self.value.parameters())
         elif rule.critic == "progress":
             if num_stages is None:
