@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,10 @@ from habc.episodes.episode import Controller, Episode, EpisodeSource
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 torch.set_num_threads(1)
+
+TINY_POLICY = ["--policy.hidden-dim", "32", "--policy.num-blocks", "1",
+               "--policy.chunk-horizon", "4", "--policy.exec-horizon", "2",
+               "--policy.num-inference-steps", "2"]
 
 
 def make_episode(rng: np.random.Generator, length: int, *,
@@ -29,3 +34,15 @@ def make_episode(rng: np.random.Generator, length: int, *,
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def sft_checkpoint(tmp_path_factory) -> Path:
+    """A tiny SFT checkpoint on 2 reach demos (one per test module)."""
+    from habc.cli import main  # after MUJOCO_GL is set above
+    root = tmp_path_factory.mktemp("sft")
+    assert main(["collect", "--task", "reach", "--out", str(root / "demos"), "--num-episodes",
+                 "2", "--max-steps", "150"]) == 0
+    assert main(["train", "--datasets", str(root / "demos"), "--run-dir", str(root / "run"),
+                 "--steps", "10", "--batch-size", "8", *TINY_POLICY]) == 0
+    return root / "run/checkpoints/last"

@@ -12,8 +12,8 @@ from habc.cli import main
 from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore
 from habc.policy.policy import Observation, load_policy
-from tests.conftest import make_episode
-from tests.test_online_cli import TINY_ONLINE, TINY_POLICY
+from tests.conftest import TINY_POLICY, make_episode
+from tests.test_online_cli import TINY_ONLINE
 
 LEARNER = ["--learner.batch-size", "16", "--learner.critic.hidden-dim", "16",
            "--learner.critic.value-bins", "11", "--habc.warmup-steps", "4", "--log-every", "4",

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,24 +15,11 @@ from habc.episodes.store import EpisodeStore
 from habc.errors import ConfigError
 from habc.experiments.online import OnlineConfig, async_allowed_steps, newest_policy_version
 
-TINY_POLICY = ["--policy.hidden-dim", "32", "--policy.num-blocks", "1",
-               "--policy.chunk-horizon", "4", "--policy.exec-horizon", "2",
-               "--policy.num-inference-steps", "2"]
 TINY_ONLINE = ["--rollouts-per-round", "3", "--steps-per-round", "8", "--eval-trials", "2",
                "--workers", "1", "--max-steps", "60", "--log-every", "4", "--ckpt-every", "4",
                "--learner.batch-size", "16", "--learner.critic.hidden-dim", "16",
                "--learner.critic.value-bins", "11", "--habc.warmup-steps", "4",
                "--operator.stall-steps", "10"]
-
-
-@pytest.fixture(scope="module")
-def sft_checkpoint(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sft")
-    assert main(["collect", "--task", "reach", "--out", str(root / "demos"), "--num-episodes",
-                 "2", "--max-steps", "150"]) == 0
-    assert main(["train", "--datasets", str(root / "demos"), "--run-dir", str(root / "run"),
-                 "--steps", "10", "--batch-size", "8", *TINY_POLICY]) == 0
-    return root / "run/checkpoints/last"
 
 
 def test_round_scores_the_critic_on_held_out_rollouts(sft_checkpoint, tmp_path):

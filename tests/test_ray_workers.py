@@ -15,17 +15,7 @@ from habc.evaluation import evaluate
 from habc.experiments import online
 from habc.experiments.online import OnlineConfig
 from habc.rollout.ray_workers import ray_map
-from tests.test_online_cli import TINY_ONLINE, TINY_POLICY
-
-
-@pytest.fixture(scope="module")
-def sft_checkpoint(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sft")
-    assert main(["collect", "--task", "reach", "--out", str(root / "demos"), "--num-episodes",
-                 "2", "--max-steps", "150"]) == 0
-    assert main(["train", "--datasets", str(root / "demos"), "--run-dir", str(root / "run"),
-                 "--steps", "10", "--batch-size", "8", *TINY_POLICY]) == 0
-    return root / "run/checkpoints/last"
+from tests.test_online_cli import TINY_ONLINE
 
 
 def episodes_by_seed(root: Path) -> dict[int, tuple[np.ndarray, ...]]:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from habc.episodes.store import EpisodeStore
-from tests.test_online_cli import TINY_POLICY
+from tests.conftest import TINY_POLICY
 
 SCRIPT = Path(__file__).parents[1] / "scripts/robot_loop.py"
 

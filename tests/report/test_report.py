@@ -10,11 +10,11 @@ from PIL import Image
 from habc.cli import main
 from habc.report.browser import check_in_chromium, find_chromium
 from habc.report.html import find_runs
-from tests.test_online_cli import TINY_ONLINE, sft_checkpoint  # noqa: F401  (fixture)
+from tests.test_online_cli import TINY_ONLINE
 
 
 @pytest.fixture(scope="module")
-def online_run(sft_checkpoint, tmp_path_factory):  # noqa: F811
+def online_run(sft_checkpoint, tmp_path_factory):
     root = tmp_path_factory.mktemp("exp")
     assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir",
                  str(root / "step1" / "habc"), "--rounds", "1", *TINY_ONLINE]) == 0
