@@ -85,6 +85,31 @@ def test_eval_of_the_scripted_expert(tmp_path):
     assert lengths != [t["length"] for t in result["trials"]]  # the noise acts
 
 
+def test_eval_counts_failures_by_the_experts_stage(tmp_path):
+    out = tmp_path / "expert.json"
+    # one step: every trial times out before the expert's hand is above the puck (stage 0)
+    r = habc("eval", "--expert", "--task", "pick-place", "--num-trials", "2", "--workers", "1",
+             "--max-steps", "1", "--seed-offset", "100000", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "2 failed trials by the scripted expert's stage (0-3)" in r.stdout
+    result = json.loads(out.read_text())
+    assert [t["seed"] for t in result["trials"]] == [1_100_000, 1_100_001]
+    assert result["num_stages"] == 4
+    assert result["failures_by_stage"] == {"furthest": [2, 0, 0, 0], "last": [2, 0, 0, 0]}
+    # 40 steps: the expert holds the puck on its way to the goal (stage 3) when time runs out
+    assert main(["eval", "--expert", "--task", "pick-place", "--num-trials", "2", "--workers",
+                 "1", "--max-steps", "40", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["failures_by_stage"] == {"furthest": [0, 0, 0, 2], "last": [0, 0, 0, 2]}
+    assert all(t["stage_last"] == t["stage_furthest"] == 3 for t in result["trials"])
+    # with time to finish, nothing fails and nothing is counted
+    assert main(["eval", "--expert", "--task", "pick-place", "--num-trials", "2", "--workers",
+                 "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["n_successes"] == 2
+    assert result["failures_by_stage"] == {"furthest": [0, 0, 0, 0], "last": [0, 0, 0, 0]}
+
+
 def test_train_resumes_from_last_checkpoint(tmp_path):
     demos = tmp_path / "demos"
     assert main(["collect", "--task", "reach", "--out", str(demos), "--num-episodes", "2",
@@ -121,6 +146,7 @@ def test_pipeline_tiny(tmp_path):
     (["collect", "--task", "reach", "--out", "x", "--num-episodes", "0"], "num_episodes"),
     (["eval", "--checkpoint", "/nonexistent/ckpt"], "not a habc checkpoint"),
     (["eval", "--checkpoint", "c", "--seeds", "3"], "evaluation seeds"),
+    (["eval", "--checkpoint", "c", "--seeds", "1000000", "--seed-offset", "5"], "seed_offset"),
     (["eval"], "either --checkpoint or --expert"),
     (["eval", "--checkpoint", "c", "--expert", "--task", "reach"], "either --checkpoint"),
     (["eval", "--expert"], "--expert needs --task"),

@@ -84,10 +84,12 @@ def run(command: object, console: Console) -> None:
         console.print(f"trained on {summary['num_episodes']} episodes "
                       f"({summary['num_frames']} frames); checkpoint -> {summary['checkpoint']}")
     elif isinstance(command, EvalConfig):
-        from habc.evaluation.evaluate import evaluate, format_result
+        from habc.evaluation.evaluate import evaluate, format_failures, format_result
 
         result = evaluate(command)
         console.print(format_result(result))
+        if (failures := format_failures(result)) is not None:
+            console.print(failures)
         console.print(f"results -> {result['out']}")
     elif isinstance(command, SftBenchmarkConfig):
         from habc.experiments.sft_benchmark import run_sft_benchmark

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from habc.evaluation.stats import difference_interval, mean_success_length, wilson_interval
+from habc.evaluation.stats import (
+    difference_interval,
+    failures_by_stage,
+    mean_success_length,
+    wilson_interval,
+)
 
 
 def test_wilson_hand_computed():
@@ -40,3 +45,17 @@ def test_difference_interval_matches_newcombes_worked_examples():
         assert difference_interval(k1, n1, k2, n2) == pytest.approx((low, high), abs=1e-4)
     # by hand: 5/10 - 5/10 = 0, each side sqrt(2) * (0.5 - 0.236593) = 0.372514
     assert difference_interval(5, 10, 5, 10) == pytest.approx((-0.372514, 0.372514), abs=1e-5)
+
+
+def test_failures_by_stage_counts_only_failed_trials():
+    success = np.array([False, True, False, False, True])
+    stage = np.array([3, 3, 0, 3, 1])
+    assert failures_by_stage(success, stage, 4) == [1, 0, 0, 2]
+    assert failures_by_stage(np.ones(2, bool), np.array([0, 1]), 2) == [0, 0]
+
+
+def test_failures_by_stage_rejects_bad_stages():
+    with pytest.raises(ValueError, match="lie in"):
+        failures_by_stage(np.array([False]), np.array([4]), 4)
+    with pytest.raises(ValueError, match="outcomes"):
+        failures_by_stage(np.array([False, True]), np.array([0]), 4)

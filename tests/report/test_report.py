@@ -9,7 +9,7 @@ from PIL import Image
 
 from habc.cli import main
 from habc.report.browser import check_in_chromium, find_chromium
-from habc.report.html import find_runs
+from habc.report.html import failure_rows, find_runs
 from tests.test_online_cli import TINY_ONLINE
 
 
@@ -83,3 +83,17 @@ def test_report_shows_the_progress_models_held_out_error_by_round(online_run, tm
     assert "<td>0.031</td><td>0.0028</td><td>746</td>" in page
     assert main(["report", str(online_run), "--no-animations"]) == 0  # no progress model: none
     assert "Progress model" not in (online_run / "report/index.html").read_text()
+
+
+def test_failure_table_pools_the_seeds_that_record_stages():
+    def ev(furthest, last):
+        return {"num_stages": 4, "failures_by_stage": {"furthest": furthest, "last": last}}
+
+    final = {"pick-place": {"habc": [ev([0, 1, 0, 2], [1, 1, 0, 1]), ev([1, 0, 0, 3],
+                                                                     [2, 0, 0, 2]),
+                                     {"success_rate": 0.9}],  # recorded before stages were
+             "dagger": [{"success_rate": 0.8}]},
+             "reach": {"habc": [{"num_stages": 1, "failures_by_stage": {"furthest": [3],
+                                                                        "last": [3]}}]}}
+    assert failure_rows(final) == [
+        ["pick-place", "habc", "2", "7", "0: 1 1: 1 2: 0 3: 5", "0: 3 1: 1 2: 0 3: 3"]]

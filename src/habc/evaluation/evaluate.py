@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
+from habc.envs.expert_phases import ExpertPhases
 from habc.envs.metaworld_env import MetaWorldTaskEnv
 from habc.envs.registry import check_eval_seeds, eval_seeds, get_task, make_env, make_expert
 from habc.episodes.episode import EpisodeSource
 from habc.errors import CheckpointError, ConfigError
-from habc.evaluation.stats import mean_success_length, wilson_interval
+from habc.evaluation.stats import failures_by_stage, mean_success_length, wilson_interval
 from habc.policy.policy import FlowMatchingPolicy, load_policy
 from habc.rollout.actors import (
     Actor,
@@ -46,7 +47,9 @@ class EvalConfig:
     expert_noise: float = 0.0
     """Std of Gaussian noise on the expert's actions (with --expert)."""
     num_trials: int = 50
-    """Number of trials; they use evaluation seeds EVAL_SEED_BASE + i."""
+    """Number of trials; they use evaluation seeds EVAL_SEED_BASE + seed_offset + i."""
+    seed_offset: int = 0
+    """Offset of the evaluation seeds (0: the reported block; the A/Bs validate on 100000)."""
     seeds: tuple[int, ...] = ()
     """Explicit evaluation seeds (overrides num_trials); must be >= EVAL_SEED_BASE."""
     workers: int = 2
@@ -70,6 +73,8 @@ class EvalConfig:
             raise ConfigError("num_trials must be >= 1")
         if self.workers < 1:
             raise ConfigError("workers must be >= 1")
+        if self.seed_offset < 0 or (self.seed_offset and self.seeds):
+            raise ConfigError("seed_offset must be >= 0, and cannot go with explicit --seeds")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError("max_steps must be >= 1")
         if self.expert == (self.checkpoint is not None):
@@ -84,7 +89,7 @@ class EvalConfig:
 
     def seed_list(self) -> list[int]:
         """Return the evaluation seeds to run."""
-        return list(self.seeds) if self.seeds else eval_seeds(self.num_trials)
+        return list(self.seeds) if self.seeds else eval_seeds(self.num_trials, self.seed_offset)
 
 
 def check_fits(policy: FlowMatchingPolicy, env: MetaWorldTaskEnv, checkpoint: Path) -> None:
@@ -103,7 +108,7 @@ def _init_worker(checkpoint: Path | None, task: str, max_steps: int | None, samp
                  expert_noise: float, exec_horizon: int | None) -> None:
     torch.set_num_threads(1)
     _WORKER.update(sample_seed=sample_seed, expert_noise=expert_noise, policy=None,
-                   exec_horizon=exec_horizon)
+                   exec_horizon=exec_horizon, phases=ExpertPhases(get_task(task)))
     if checkpoint is None:
         _WORKER["env"] = make_env(get_task(task), max_steps=max_steps)
     else:
@@ -127,8 +132,10 @@ def _run_trial(seed: int) -> dict[str, Any]:
                             exec_horizon=_WORKER["exec_horizon"])
     start = time.perf_counter()
     episode = run_episode(env, actor, seed=seed, source=EpisodeSource.EVAL)
-    return {"seed": seed, "success": episode.success, "length": episode.length,
-            "wall_s": time.perf_counter() - start}
+    wall = time.perf_counter() - start
+    stages = _WORKER["phases"](episode.state)
+    return {"seed": seed, "success": episode.success, "length": episode.length, "wall_s": wall,
+            "stage_last": int(stages[-1]), "stage_furthest": int(stages.max())}
 
 
 def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any]:
@@ -169,6 +176,7 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
     success = np.array([r["success"] for r in rows], dtype=bool)
     length = np.array([r["length"] for r in rows], dtype=np.int64)
     low, high = wilson_interval(int(success.sum()), len(rows))
+    num_stages = ExpertPhases(task).num_stages
     result: dict[str, Any] = {
         "task": task.name,
         "checkpoint": str(config.checkpoint) if config.checkpoint is not None else None,
@@ -183,9 +191,14 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
         "ci95_high": high,
         "mean_success_length": mean_success_length(success, length),
         "env_steps": int(length.sum()),
+        "num_stages": num_stages,
+        "failures_by_stage": {
+            key: failures_by_stage(success, np.array([r[f"stage_{key}"] for r in rows]),
+                                   num_stages) for key in ("furthest", "last")},
         "wall_s": wall,
         "workers": workers,
-        "trials": [{"seed": r["seed"], "success": bool(r["success"]), "length": int(r["length"])}
+        "trials": [{"seed": r["seed"], "success": bool(r["success"]), "length": int(r["length"]),
+                    "stage_furthest": r["stage_furthest"], "stage_last": r["stage_last"]}
                    for r in rows],
     }
     out = config.out or (Path(config.checkpoint) if config.checkpoint is not None
@@ -203,3 +216,18 @@ def format_result(result: dict[str, Any]) -> str:
     return (f"{result['task']}: success {result['success_rate']:.0%} "
             f"[95% CI {result['ci95_low']:.0%}-{result['ci95_high']:.0%}] over "
             f"{result['n_trials']} trials, mean success length {length} steps")
+
+
+def format_failures(result: dict[str, Any]) -> str | None:
+    """Where the failed trials stopped in the scripted expert's plan; None without failures.
+
+    Stage k is the k-th branch of the expert's plan (``habc.envs.expert_phases``), e.g. on
+    pick-place 0 above the puck, 1 down onto it, 2 closing the gripper, 3 carrying it to goal.
+    """
+    failed = result["n_trials"] - result["n_successes"]
+    if not failed or result["num_stages"] < 2:
+        return None
+    counts = {key: " ".join(f"{k}:{n}" for k, n in enumerate(result["failures_by_stage"][key]))
+              for key in ("furthest", "last")}
+    return (f"{failed} failed trials by the scripted expert's stage (0-{result['num_stages'] - 1})"
+            f": furthest reached {counts['furthest']}; at the end {counts['last']}")

@@ -51,3 +51,17 @@ def mean_success_length(success: npt.NDArray[np.bool_], length: npt.NDArray[np.i
     if not np.any(success):
         return None
     return float(np.mean(length[success]))
+
+
+def failures_by_stage(success: npt.NDArray[np.bool_], stage: npt.NDArray[np.int64],
+                      num_stages: int) -> list[int]:
+    """How many failed trials ended each stage: success (N,), stage (N,) in [0, K) -> K counts.
+
+    ``stage`` is one stage per trial (e.g. the furthest stage of the scripted expert's plan the
+    trial reached); successful trials are not counted.
+    """
+    if len(success) != len(stage):
+        raise ValueError(f"{len(success)} outcomes but {len(stage)} stages")
+    if np.any((stage < 0) | (stage >= num_stages)):
+        raise ValueError(f"stages must lie in [0, {num_stages})")
+    return np.bincount(stage[~success], minlength=num_stages).tolist()

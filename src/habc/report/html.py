@@ -113,6 +113,22 @@ def _pct(ev: dict[str, Any]) -> str:
     return f"{ev['success_rate']:.0%} [{ev['ci95_low']:.0%}, {ev['ci95_high']:.0%}]"
 
 
+def failure_rows(final: dict[str, dict[str, list[dict[str, Any]]]]) -> list[list[str]]:
+    """Failures by expert stage per task and method, pooled over the runs that record them."""
+    rows = []
+    for task, methods in final.items():
+        for label, evals in methods.items():
+            staged = [ev for ev in evals if "failures_by_stage" in ev and ev["num_stages"] > 1]
+            if not staged:
+                continue
+            counts = {key: np.sum([ev["failures_by_stage"][key] for ev in staged], axis=0)
+                      for key in ("furthest", "last")}
+            rows.append([task, label, str(len(staged)), str(int(counts["last"].sum())),
+                         *(" ".join(f"{k}: {n}" for k, n in enumerate(counts[key]))
+                           for key in ("furthest", "last"))])
+    return rows
+
+
 def _rollout_gif(policy_dir: Path, out: Path) -> Path:
     from habc.report.render import render_replay, write_gif
 
@@ -198,6 +214,16 @@ def build_report(config: ReportConfig) -> Path:
                         ["task", "method", "seed", "rounds", "SFT (round 0)", "final",
                          "mean success length", "operator steps", "rollouts"], rows))
     sections.append(f"<h2>Success vs round</h2><img src='{curve_png.name}' alt='curves'>")
+    if failures := failure_rows(final):
+        sections.append(
+            "<h2>Where the failures stop</h2><p>Failed evaluation trials of each method's last "
+            "round, pooled over its seeds, counted by the stage of the scripted expert's plan "
+            "(stage k is the k-th branch of its target chain, e.g. on pick-place 0 above the "
+            "puck, 1 down onto it, 2 closing the gripper, 3 carrying it to the goal): the "
+            "furthest stage each trial reached, and the stage it was in when time ran out. A "
+            "trial that reached the last stage and ended in stage 0 lost the object.</p>"
+            + _table(["task", "method", "seeds", "failed trials", "furthest stage reached",
+                      "stage at the end"], failures))
 
     sft_logs = {}
     for log in sorted(Path(config.run_dir).glob("**/sft/train_log.csv")):
