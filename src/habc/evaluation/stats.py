@@ -55,7 +55,7 @@ def mean_success_length(success: npt.NDArray[np.bool_], length: npt.NDArray[np.i
 
 def failures_by_stage(success: npt.NDArray[np.bool_], stage: npt.NDArray[np.int64],
                       num_stages: int) -> list[int]:
-    """How many failed trials ended each stage: success (N,), stage (N,) in [0, K) -> K counts.
+    """Failed trials per stage: success (N,), stage (N,) in [0, K) -> K counts.
 
     ``stage`` is one stage per trial (e.g. the furthest stage of the scripted expert's plan the
     trial reached); successful trials are not counted.
