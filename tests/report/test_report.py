@@ -35,6 +35,7 @@ def test_report_writes_page_figures_and_animations(online_run):
     assert "Weight statistics (App. G)" in page and "Operator effort" in page
     assert "held-out episodes (successes)" in page and "operator share" in page
     assert "over 2 evaluation seeds" in page
+    assert "Where the failures stop" not in page  # reach's expert has a single stage
     assert "the scripted expert on the same evaluation seeds (reach 100%)" in page
     runs = find_runs(online_run)
     assert len(runs) == 1 and runs[0].label == "habc" and runs[0].task == "reach"
