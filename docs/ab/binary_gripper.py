@@ -28,6 +28,7 @@ class BinaryGripper(PolicyActor):
 
     def act(self, obs: dict[str, npt.NDArray[Any]], raw_state: npt.NDArray[np.float64]) \
             -> tuple[npt.NDArray[np.float32], Controller, int]:
+        """The policy's next action, gripper snapped."""
         action, controller, version = super().act(obs, raw_state)
         action = action.copy()
         action[-1] = 1.0 if action[-1] > 0 else -1.0

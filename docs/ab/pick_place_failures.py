@@ -35,6 +35,7 @@ CLOSED = 0.5  # gripper opening (obs[3]) below which the fingers are shut
 
 
 def classify(path: Path) -> dict[str, object]:
+    """Replay one eval result's trials and count its failures by kind."""
     result = json.loads(path.read_text())
     policy = load_policy(Path(result["checkpoint"]))
     task = get_task("pick-place")

@@ -22,6 +22,7 @@ LIFT = 0.02  # m above the puck's start
 
 
 def drops(root: str) -> dict[str, object]:
+    """Drop and recovery counts of one rollout store."""
     arrays = EpisodeStore.open(root).read()
     counts = {"episodes": len(arrays.success), "dropped": 0, "dropped_by_policy": 0,
               "operator_after_drop": 0, "relifted_by_operator": 0, "relifted_by_policy": 0,
