@@ -194,7 +194,7 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
         "num_stages": num_stages,
         "failures_by_stage": {
             key: failures_by_stage(success, np.array([r[f"stage_{key}"] for r in rows]),
-                                   num_stages) for key in ("furthest", "last")},
+                                   num_stages) for key in STAGE_KEYS},
         "wall_s": wall,
         "workers": workers,
         "trials": [{"seed": r["seed"], "success": bool(r["success"]), "length": int(r["length"]),
@@ -218,6 +218,15 @@ def format_result(result: dict[str, Any]) -> str:
             f"{result['n_trials']} trials, mean success length {length} steps")
 
 
+STAGE_KEYS = ("furthest", "last")
+"""The two stages counted per failed trial: the furthest it reached, and the one it ended in."""
+
+
+def format_stage_counts(counts: list[int]) -> str:
+    """Counts per stage as ``0: n0 1: n1 ...``."""
+    return " ".join(f"{k}: {n}" for k, n in enumerate(counts))
+
+
 def format_failures(result: dict[str, Any]) -> str | None:
     """Where the failed trials stopped in the scripted expert's plan; None without failures.
 
@@ -227,7 +236,6 @@ def format_failures(result: dict[str, Any]) -> str | None:
     failed = result["n_trials"] - result["n_successes"]
     if not failed or result["num_stages"] < 2:
         return None
-    counts = {key: " ".join(f"{k}:{n}" for k, n in enumerate(result["failures_by_stage"][key]))
-              for key in ("furthest", "last")}
+    counts = {key: format_stage_counts(result["failures_by_stage"][key]) for key in STAGE_KEYS}
     return (f"{failed} failed trials by the scripted expert's stage (0-{result['num_stages'] - 1})"
             f": furthest reached {counts['furthest']}; at the end {counts['last']}")

@@ -21,6 +21,7 @@ from rich.progress import track
 from habc.envs.registry import eval_seeds, get_task
 from habc.episodes.episode import EpisodeSource
 from habc.errors import ConfigError, HabcError
+from habc.evaluation.evaluate import STAGE_KEYS, format_stage_counts
 from habc.experiments.tables import load_rounds
 from habc.policy.policy import load_policy
 from habc.report import figures
@@ -122,10 +123,9 @@ def failure_rows(final: dict[str, dict[str, list[dict[str, Any]]]]) -> list[list
             if not staged:
                 continue
             counts = {key: np.sum([ev["failures_by_stage"][key] for ev in staged], axis=0)
-                      for key in ("furthest", "last")}
+                      for key in STAGE_KEYS}
             rows.append([task, label, str(len(staged)), str(int(counts["last"].sum())),
-                         *(" ".join(f"{k}: {n}" for k, n in enumerate(counts[key]))
-                           for key in ("furthest", "last"))])
+                         *(format_stage_counts(counts[key].tolist()) for key in STAGE_KEYS)])
     return rows
 
 
