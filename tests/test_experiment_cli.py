@@ -22,6 +22,7 @@ from habc.experiments.experiment import (
     results_table,
     sft_job,
 )
+from habc.experiments.rescore import check_block, final_checkpoints, rescored_table
 from habc.policy.config import PolicyConfig
 from habc.policy.policy import load_policy
 from habc.rollout.operator import OperatorConfig
@@ -88,6 +89,31 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
         assert last["ir_enabled"] == (method == "habc_ir") and last["eval"]["n_trials"] == 2
     assert not (cell / "step1/habc/rounds/round_002.json").exists()
     assert "and 3 rounds (Step 2)" in (out / "results.md").read_text()
+
+    # Rescoring evaluates every finished run's final policy, the SFT checkpoint and the expert
+    # on another seed block, and prints the tables on it; a second call redoes nothing.
+    rescore = [*args[:5], "--rescore", "100000", "--rescore-trials", "2"]
+    assert main(rescore) == 0
+    scores = out / "rescore-100000/reach"
+    names = {p.stem for p in (scores / "seed_0").glob("*.json")}
+    assert names == {"sft", "step1_dagger", "step1_habc", "step2_habc", "step2_habc_ir"}
+    final = json.loads((scores / "seed_0/step2_habc_ir.json").read_text())
+    assert final["checkpoint"].endswith("step2/habc_ir/policies/v002")
+    assert [t["seed"] for t in final["trials"]] == [1_100_000, 1_100_001]
+    assert json.loads((scores / "expert.json").read_text())["controller"] == "expert"
+    assert "Rescored on evaluation seeds 1100000-1100001" in capsys.readouterr().out
+    stamps = {p: p.stat().st_mtime for p in scores.glob("**/*.json")}
+    assert main([*rescore, "--table-only"]) == 0 and main(rescore) == 0
+    assert {p: p.stat().st_mtime for p in scores.glob("**/*.json")} == stamps
+    assert "| reach | " in (out / "rescore-100000/results.md").read_text()
+    # A spec whose Step 2 ends a round later scores that round's policy instead.
+    assert main(["experiment", "--config-file", str(tmp_path / "long.json"), "--out", str(out),
+                 "--rescore", "100000", "--rescore-trials", "2", "--jobs", "1"]) == 0
+    final = json.loads((scores / "seed_0/step2_habc_ir.json").read_text())
+    assert final["checkpoint"].endswith("step2/habc_ir/policies/v003")
+    assert (scores / "seed_0/step1_habc.json").stat().st_mtime == stamps[
+        scores / "seed_0/step1_habc.json"]
+    assert main([*args[:5], "--rescore", "0"]) == 2  # the experiment's own seeds
 
 
 def test_presets_and_bad_specs(tmp_path):
@@ -285,6 +311,48 @@ def test_comparison_of_two_experiments_hand_computed(tmp_path, capsys):
     assert main([*args, str(theirs)]) == 0
     assert "| all tasks | habc | 63% | 43% |" in capsys.readouterr().out
     assert main([*args, str(tmp_path / "none")]) == 2
+
+
+def test_rescored_tables_hand_computed(tmp_path):
+    spec = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1),
+                          step1_methods=("dagger", "habc"), step1_rounds=1,
+                          step2_methods=("habc_ir",), step2_rounds=1)
+    for s in (0, 1):
+        for step, method, rates in ((1, "dagger", [0.2, 0.6]), (1, "habc", [0.2, 0.5]),
+                                    (2, "habc_ir", [0.2, 0.5, 0.7])):
+            _write_rounds(tmp_path / f"reach/seed_{s}/step{step}/{method}", rates)
+    (tmp_path / "reach/seed_1/step2/habc_ir/rounds/round_002.json").unlink()  # not finished
+    found = final_checkpoints(spec, tmp_path, "reach", 1)
+    assert set(found) == {"step1_dagger", "step1_habc"}  # no SFT trained, habc_ir unfinished
+    assert found["step1_habc"] == tmp_path / "reach/seed_1/step1/habc/policies/v001"
+    assert final_checkpoints(spec, tmp_path, "reach", 0)["step2_habc_ir"].name == "v002"
+
+    root = tmp_path / "rescore-100000/reach"
+    scores = {0: {"sft": 0.1, "step1_dagger": 0.9, "step1_habc": 0.6, "step2_habc_ir": 1.0},
+              1: {"sft": 0.3, "step1_dagger": 0.5, "step1_habc": 0.8}}
+    for s, rates in scores.items():
+        (root / f"seed_{s}").mkdir(parents=True)
+        for name, rate in rates.items():
+            (root / f"seed_{s}/{name}.json").write_text(json.dumps(
+                {"success_rate": rate, "n_trials": 10, "mean_success_length": 90.0}))
+    (root / "expert.json").write_text(json.dumps(
+        {"success_rate": 1.0, "n_trials": 10, "mean_success_length": 50.0}))
+    table = rescored_table(tmp_path, spec, 100000, 10)
+    assert "Rescored on evaluation seeds 1100000-1100009" in table
+    assert "10 evaluation trials per seed (seeds 1100000+)" in table
+    # SFT 1 + 3 of 20; dagger 9 + 5 of 20; habc 6 + 8 of 20; habc_ir only seed 0, 10 of 10.
+    row = next(line for line in table.splitlines() if line.startswith("| reach (2 demos)"))
+    low, high = wilson_interval(14, 20)
+    assert row.startswith("| reach (2 demos) | 100% [")
+    assert f"| 70% [{100 * low:.0f}, {100 * high:.0f}] (90); 90/50 |" in row
+    assert "| 100% [" in row and "(90); 100, 1 of 2 seeds |" in row
+    # HABC 70% against SFT 20% and DAgger 70% (per seed -30 / +30): not above it; no Recap,
+    # no HABC-V, and HABC+IR has one seed of two, so those stay open.
+    assert _targets_row(table) == ("| reach | - | 70% vs 20%: **met**; per seed +50/+50 | "
+                                   "70% vs 70%: missed; per seed -30/+30 | - | - |")
+    with pytest.raises(ConfigError, match="shares evaluation seeds"):
+        check_block(spec, 40, 20)  # seeds 40-59 overlap the reported 0-49
+    check_block(spec, 50, 20)
 
 
 def test_weighted_actor_batches_apply_to_habc_methods_only(tmp_path):

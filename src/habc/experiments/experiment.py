@@ -24,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from rich.console import Console
@@ -188,9 +188,20 @@ class ExperimentConfig:
     or the benchmark before a change), method by method, with 95% intervals of the
     differences. Both are read with OUT's spec."""
 
+    rescore: int | None = None
+    """Run no training: evaluate the final policy of every finished run, each seed's SFT
+    checkpoint and the scripted expert again on the evaluation seeds from this offset on
+    (100000: the validation block), ``--rescore-trials`` per seed, and print the results and
+    targets on them: whether the verdicts hold on seeds that are not the reported block.
+    Resumable; the scores go to OUT/rescore-<offset>/. With --table-only, only the tables."""
+    rescore_trials: int = 100
+    """Evaluation trials per seed with --rescore."""
+
     def __post_init__(self) -> None:
         if self.jobs < 1:
             raise ConfigError("jobs must be >= 1")
+        if self.rescore is not None and (self.export is not None or self.against is not None):
+            raise ConfigError("--rescore cannot be combined with --export or --against")
 
     def spec(self) -> ExperimentSpec:
         """Load the experiment spec."""
@@ -221,11 +232,13 @@ class ExperimentConfig:
 # ------------------------------------------------------------------------------------- jobs
 EXPERT_FILE = "expert.json"
 
-def _cell(out: Path, task: str, seed: int) -> Path:
+def cell_dir(out: Path, task: str, seed: int) -> Path:
+    """The directory of one task and seed: ``OUT/<task>/seed_<s>``."""
     return out / get_task(task).name / f"seed_{seed}"
 
 
-def _quiet() -> None:
+def quiet_job() -> None:
+    """Set up a job process: offscreen rendering on the CPU, one torch thread."""
     os.environ.setdefault("MUJOCO_GL", "osmesa")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
     import torch
@@ -235,8 +248,8 @@ def _quiet() -> None:
 
 def sft_job(spec: ExperimentSpec, out: Path, task: str, demos: int, seed: int) -> str:
     """Demos (seed-specific training seeds) and SFT for one task and seed."""
-    _quiet()
-    cell = _cell(out, task, seed)
+    quiet_job()
+    cell = cell_dir(out, task, seed)
     ds = cell / "demos"
     have = 0
     if (ds / "meta/info.json").exists():
@@ -280,19 +293,17 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
 def online_job(spec: ExperimentSpec, out: Path, task: str, seed: int, method: str,
                step: int) -> str:
     """One Step-1 run, or one Step-2 run forked from the Step-1 habc run."""
-    _quiet()
-    cell = _cell(out, task, seed)
+    quiet_job()
+    cell = cell_dir(out, task, seed)
     run_dir = cell / f"step{step}" / method
-    rounds = spec.step1_rounds
-    if step == 2:
-        rounds += spec.step2_rounds
-        if not (run_dir / "config.json").exists():
-            source = cell / "step1" / "habc"
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # an interrupted fork: copy again
-            top_level = {"config.json", "summary.json", "tb", "eval"}
-            shutil.copytree(source, run_dir, ignore=lambda folder, names: [
-                n for n in names if Path(folder) == source and n in top_level])
+    rounds = final_round(spec, step)
+    if step == 2 and not (run_dir / "config.json").exists():
+        source = cell / "step1" / "habc"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # an interrupted fork: copy again
+        top_level = {"config.json", "summary.json", "tb", "eval"}
+        shutil.copytree(source, run_dir, ignore=lambda folder, names: [
+            n for n in names if Path(folder) == source and n in top_level])
     log = (run_dir.parent / f"{method}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as handle:
@@ -397,6 +408,12 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
     console = console or Console()
     spec = config.spec()
     out = Path(config.out or Path("runs/experiments") / spec.name)
+    if config.rescore is not None:
+        from habc.experiments.rescore import rescore
+
+        rescore(spec, out, config.rescore, config.rescore_trials, config.jobs, console,
+                table_only=config.table_only)
+        return out
     if config.table_only or config.export is not None or config.against is not None:
         for directory in (out, config.against):
             if directory is not None and not directory.is_dir():
@@ -429,7 +446,7 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
 
 def expert_job(spec: ExperimentSpec, out: Path, task: str) -> str:
     """The scripted expert on the experiment's evaluation seeds: the targets' reference rate."""
-    _quiet()
+    quiet_job()
     path = out / get_task(task).name / EXPERT_FILE
     if not path.exists():
         evaluate(EvalConfig(expert=True, task=task, workers=1, max_steps=spec.max_steps,
@@ -438,13 +455,18 @@ def expert_job(spec: ExperimentSpec, out: Path, task: str) -> str:
     return f"{task}: scripted expert"
 
 
+def final_round(spec: ExperimentSpec, step: int) -> int:
+    """The last round of a Step-``step`` run (Step 2 counts on from Step 1's rounds)."""
+    return spec.step1_rounds + (spec.step2_rounds if step == 2 else 0)
+
+
 def _seed_rounds(out: Path, spec: ExperimentSpec, task: str, step: int, method: str,
                  sft: dict[int, dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
     """Per finished seed of one run, the evals of rounds 0 to final (records each SFT eval)."""
-    rounds = spec.step1_rounds + (spec.step2_rounds if step == 2 else 0)
+    rounds = final_round(spec, step)
     per_seed = {}
     for s in spec.seeds:
-        run = _cell(out, task, s) / f"step{step}" / method
+        run = cell_dir(out, task, s) / f"step{step}" / method
         started = any((run / "rounds").glob("round_*.json"))
         recs = load_rounds(run) if started else []
         if recs and step == 1:
@@ -452,6 +474,40 @@ def _seed_rounds(out: Path, spec: ExperimentSpec, task: str, step: int, method: 
         if len(recs) > rounds:
             per_seed[s] = [rec["eval"] for rec in recs[:rounds + 1]]
     return per_seed
+
+
+class Scores(Protocol):
+    """Where the results tables read their evaluations from."""
+
+    def run(self, task: str, step: int, method: str,
+            sft: dict[int, dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+        """Per finished seed of one run, its evals in round order (the final one last).
+
+        Puts each seed's SFT eval into ``sft``.
+        """
+        ...
+
+    def expert(self, task: str) -> list[dict[str, Any]]:
+        """The scripted expert's eval of ``task`` (empty if not measured)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RecordedScores:
+    """The evaluations in an experiment's round records, on the spec's evaluation seeds."""
+
+    out: Path
+    spec: ExperimentSpec
+
+    def run(self, task: str, step: int, method: str,
+            sft: dict[int, dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+        """See ``Scores.run``: every round's eval, SFT from the Step-1 runs' round 0."""
+        return _seed_rounds(self.out, self.spec, task, step, method, sft)
+
+    def expert(self, task: str) -> list[dict[str, Any]]:
+        """See ``Scores.expert``."""
+        path = self.out / get_task(task).name / EXPERT_FILE
+        return [json.loads(path.read_text())] if path.exists() else []
 
 
 @dataclass(frozen=True)
@@ -469,13 +525,15 @@ class ResultTables:
     job_time: str
 
 
-def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
+def result_tables(out: Path, spec: ExperimentSpec, scores: Scores | None = None) -> ResultTables:
     """Final success per task and method, pooled over seeds (95% Wilson CI), and the targets.
 
     Only finished runs count (Step 1: ``step1_rounds`` rounds; Step 2: all rounds); each cell
     also lists the per-seed rates and says when some seeds have not finished. The targets are
-    checked on the runs where every seed has finished.
+    checked on the runs where every seed has finished. ``scores`` (default: the round records
+    of ``out``) is where the evaluations come from.
     """
+    scores = scores or RecordedScores(out, spec)
     columns = [*(f"{m}" for m in spec.step1_methods),
                *(("habc_cont" if m == "habc" else m) for m in spec.step2_methods)]
     step2 = (f" and {spec.step1_rounds + spec.step2_rounds} rounds (Step 2)"
@@ -496,13 +554,12 @@ def result_tables(out: Path, spec: ExperimentSpec) -> ResultTables:
                     "seeds and are not independent. The targets use the final round.")
     for task, demos in spec.tasks:
         sft: dict[int, dict[str, Any]] = {}
-        per_seed = {(step, m): _seed_rounds(out, spec, task, step, m, sft)
+        per_seed = {(step, m): scores.run(task, step, m, sft)
                     for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods))
                     for m in methods}
         finals = {key: [evals[-1] for evals in seeds.values()]
                   for key, seeds in per_seed.items()}
-        expert_path = out / get_task(task).name / EXPERT_FILE
-        expert = [json.loads(expert_path.read_text())] if expert_path.exists() else []
+        expert = scores.expert(task)
         rows.append([f"{task} ({demos} demos)", _pooled(expert, 1),
                      _pooled(list(sft.values()), len(spec.seeds)),
                      *(_pooled(e, len(spec.seeds)) for e in finals.values())])
@@ -575,7 +632,7 @@ def comparison_table(out: Path, against: Path, spec: ExperimentSpec) -> str:
                "their mean) and the per-seed differences.")
     header = ["task", "method", str(out.name), str(against.name), "difference [95% CI]",
               "last rounds", "per seed"]
-    return "\n".join([caption, "", *_markdown(header, rows)]) + "\n"
+    return "\n".join([caption, "", *markdown_table(header, rows)]) + "\n"
 
 
 def _pooled_rate(evals: list[dict[str, Any]]) -> float:
@@ -596,7 +653,8 @@ def _points(x: float) -> str:
     return f"{round(100 * x):+d}"
 
 
-def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table."""
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *("| " + " | ".join(row) + " |" for row in rows)]
 
@@ -621,12 +679,12 @@ def _job_time(out: Path, spec: ExperimentSpec) -> str:
 def results_table(out: Path, spec: ExperimentSpec) -> str:
     """Markdown of ``result_tables``."""
     tables = result_tables(out, spec)
-    return "\n".join([tables.caption, "", *_markdown(tables.header, tables.rows), "",
+    return "\n".join([tables.caption, "", *markdown_table(tables.header, tables.rows), "",
                       "Targets (pooled rates, then HABC's gap to the other method on each "
                       "seed in points; a target needs every seed of its runs finished):",
-                      "", *_markdown(tables.target_header, tables.target_rows), "",
+                      "", *markdown_table(tables.target_header, tables.target_rows), "",
                       tables.late_caption, "",
-                      *_markdown(tables.late_header, tables.late_rows), "",
+                      *markdown_table(tables.late_header, tables.late_rows), "",
                       tables.job_time]) + "\n"
 
 
