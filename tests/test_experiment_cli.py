@@ -114,6 +114,10 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     assert (scores / "seed_0/step1_habc.json").stat().st_mtime == stamps[
         scores / "seed_0/step1_habc.json"]
     assert main([*args[:5], "--rescore", "0"]) == 2  # the experiment's own seeds
+    assert main(["report", str(out), "--no-animations"]) == 0  # the report shows the block
+    page = (out / "report/index.html").read_text()
+    assert "<h3>Rescored: 2 trials per seed from offset 100000</h3>" in page
+    assert page.count("<td>reach (2 demos)</td>") == 3  # results, last rounds, rescored
 
 
 def test_presets_and_bad_specs(tmp_path):

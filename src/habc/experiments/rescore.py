@@ -26,6 +26,7 @@ from habc.experiments.experiment import (
     EXPERT_FILE,
     ExperimentSpec,
     Job,
+    ResultTables,
     cell_dir,
     final_round,
     markdown_table,
@@ -101,7 +102,8 @@ def score_job(path: Path, task: str, checkpoint: Path | None, seeds: tuple[int, 
                  show_progress=False)
         partial.replace(path)
     rate = json.loads(path.read_text())["success_rate"]
-    return f"{task} {path.parent.name}/{path.stem}: {rate:.0%} on {len(seeds)} seeds"
+    what = "expert" if checkpoint is None else f"{path.parent.name} {path.stem}"
+    return f"{task} {what}: {rate:.0%} on {len(seeds)} seeds"
 
 
 def score_jobs(spec: ExperimentSpec, out: Path, offset: int, trials: int) -> list[Job]:
@@ -147,15 +149,35 @@ class RescoredScores:
         return [json.loads(path.read_text())] if path.exists() else []
 
 
-def rescored_table(out: Path, spec: ExperimentSpec, offset: int, trials: int) -> str:
-    """Markdown of the results and targets on the rescored block."""
+BLOCK_FILE = "block.json"
+"""In a rescore directory: the block it scores, ``{"offset": .., "trials": ..}``."""
+
+
+def saved_blocks(out: Path) -> list[tuple[int, int]]:
+    """(offset, trials) of every block ``out`` has been rescored on, by offset."""
+    blocks = []
+    for path in out.glob(f"rescore-*/{BLOCK_FILE}"):
+        block = json.loads(path.read_text())
+        blocks.append((int(block["offset"]), int(block["trials"])))
+    return sorted(blocks)
+
+
+def rescored_results(out: Path, spec: ExperimentSpec, offset: int,
+                     trials: int) -> tuple[str, ResultTables]:
+    """What the rescored block is (a sentence), and the results and targets tables on it."""
     block = replace(spec, eval_seed_offset=offset, eval_trials=trials)
     tables = result_tables(out, block, RescoredScores(rescore_dir(out, offset), block))
     header = (f"Rescored on evaluation seeds {EVAL_SEED_BASE + offset}-"
               f"{EVAL_SEED_BASE + offset + trials - 1}: the final policy of every finished "
-              "run, each seed's SFT checkpoint and "
-              "the scripted expert, evaluated again on a block disjoint from the experiment's "
-              f"own. Scores: {rescore_dir(out, offset)}.")
+              "run, each seed's SFT checkpoint and the scripted expert, evaluated again on a "
+              "block disjoint from the experiment's own. Scores: "
+              f"{rescore_dir(out, offset)}.")
+    return header, tables
+
+
+def rescored_table(out: Path, spec: ExperimentSpec, offset: int, trials: int) -> str:
+    """Markdown of the results and targets on the rescored block."""
+    header, tables = rescored_results(out, spec, offset, trials)
     lines = [header, "", tables.caption, "", *markdown_table(tables.header, tables.rows), "",
              "Targets on the rescored block:", "",
              *markdown_table(tables.target_header, tables.target_rows)]
@@ -173,6 +195,7 @@ def rescore(spec: ExperimentSpec, out: Path, offset: int, trials: int, jobs: int
     table = rescored_table(out, spec, offset, trials)
     root = rescore_dir(out, offset)
     root.mkdir(parents=True, exist_ok=True)
+    (root / BLOCK_FILE).write_text(json.dumps({"offset": offset, "trials": trials}))
     (root / "results.md").write_text(table)
     console.print(table, soft_wrap=True)
     return root

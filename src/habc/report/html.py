@@ -93,8 +93,10 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 def _experiment_tables(out: Path, spec_json: dict[str, Any]) -> str:
     from habc.experiments.experiment import ExperimentSpec, result_tables
+    from habc.experiments.rescore import rescored_results, saved_blocks
 
-    tables = result_tables(out, ExperimentSpec.from_json(spec_json))
+    spec = ExperimentSpec.from_json(spec_json)
+    tables = result_tables(out, spec)
 
     def cells(rows: list[list[str]]) -> list[list[str]]:
         return [[html.escape(c).replace("**met**", "<b>met</b>") for c in row] for row in rows]
@@ -107,7 +109,13 @@ def _experiment_tables(out: Path, spec_json: dict[str, Any]) -> str:
             + _table(tables.target_header, cells(tables.target_rows))
             + f"<h3>Last rounds</h3><p>{html.escape(tables.late_caption)}</p>"
             + _table(tables.late_header, cells(tables.late_rows))
-            + f"<p>{html.escape(tables.job_time)}</p>")
+            + f"<p>{html.escape(tables.job_time)}</p>"
+            + "".join(f"<h3>Rescored: {trials} trials per seed from offset {offset}</h3>"
+                      f"<p>{html.escape(header)}</p>"
+                      + _table(block.header, cells(block.rows))
+                      + _table(block.target_header, cells(block.target_rows))
+                      for offset, trials in saved_blocks(out)
+                      for header, block in [rescored_results(out, spec, offset, trials)]))
 
 
 def _pct(ev: dict[str, Any]) -> str:
