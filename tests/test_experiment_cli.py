@@ -114,6 +114,13 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     assert (scores / "seed_0/step1_habc.json").stat().st_mtime == stamps[
         scores / "seed_0/step1_habc.json"]
     assert main([*args[:5], "--rescore", "0"]) == 2  # the experiment's own seeds
+    # The export carries the rescored block, and prints the same tables from it.
+    assert main([*args[:5], "--export", str(tmp_path / "records2")]) == 0
+    assert main(["experiment", "--config-file", str(tmp_path / "long.json"), "--out",
+                 str(tmp_path / "records2"), "--rescore", "100000", "--rescore-trials", "2",
+                 "--table-only"]) == 0
+    assert (tmp_path / "records2/rescore-100000/results.md").read_text() == (
+        out / "rescore-100000/results.md").read_text().replace(str(out), str(tmp_path / "records2"))
     assert main(["report", str(out), "--no-animations"]) == 0  # the report shows the block
     page = (out / "report/index.html").read_text()
     assert "<h3>Rescored: 2 trials per seed from offset 100000</h3>" in page

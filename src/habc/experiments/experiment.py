@@ -384,8 +384,11 @@ def run_jobs(jobs: list[Job], workers: int, console: Console) -> None:
 
 RECORD_PATTERNS = ("spec.json", "results.md", f"*/{EXPERT_FILE}", "*/seed_*/sft/train_log.csv",
                    "*/seed_*/step*/*.log", "*/seed_*/step*/*/config.json",
-                   "*/seed_*/step*/*/rounds/round_*.json")
-"""What ``export_records`` copies: everything the results table reads, and the logs."""
+                   "*/seed_*/step*/*/rounds/round_*.json", "rescore-*/block.json",
+                   "rescore-*/results.md", f"rescore-*/*/{EXPERT_FILE}",
+                   "rescore-*/*/seed_*/*.json")
+"""What ``export_records`` copies: everything the results tables read (the rescored blocks'
+too), and the logs."""
 
 
 def export_records(out: Path, dest: Path) -> list[Path]:
