@@ -344,8 +344,10 @@ def test_rescored_tables_hand_computed(tmp_path):
     for s, rates in scores.items():
         (root / f"seed_{s}").mkdir(parents=True)
         for name, rate in rates.items():
+            version = {"sft": "last", "step2_habc_ir": "v002"}.get(name, "v001")
             (root / f"seed_{s}/{name}.json").write_text(json.dumps(
-                {"success_rate": rate, "n_trials": 10, "mean_success_length": 90.0}))
+                {"success_rate": rate, "n_trials": 10, "mean_success_length": 90.0,
+                 "checkpoint": f"x/{version}"}))
     (root / "expert.json").write_text(json.dumps(
         {"success_rate": 1.0, "n_trials": 10, "mean_success_length": 50.0}))
     table = rescored_table(tmp_path, spec, 100000, 10)
@@ -361,6 +363,13 @@ def test_rescored_tables_hand_computed(tmp_path):
     # no HABC-V, and HABC+IR has one seed of two, so those stay open.
     assert _targets_row(table) == ("| reach | - | 70% vs 20%: **met**; per seed +50/+50 | "
                                    "70% vs 70%: missed; per seed -30/+30 | - | - |")
+    # A score of another round's policy (saved under a spec with fewer rounds) is left out.
+    (root / "seed_1/step1_habc.json").write_text(json.dumps(
+        {"success_rate": 0.0, "n_trials": 10, "mean_success_length": None,
+         "checkpoint": "x/v000"}))
+    low, high = wilson_interval(6, 10)  # habc: seed 0's 6 of 10 only
+    assert (f"(90); 90/50 | 60% [{100 * low:.0f}, {100 * high:.0f}] (90); 60, 1 of 2 seeds |"
+            in rescored_table(tmp_path, spec, 100000, 10))
     with pytest.raises(ConfigError, match="shares evaluation seeds"):
         check_block(spec, 40, 20)  # seeds 40-59 overlap the reported 0-49
     check_block(spec, 50, 20)

@@ -132,15 +132,21 @@ class RescoredScores:
 
     def run(self, task: str, step: int, method: str,
             sft: dict[int, dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
-        """See ``Scores.run``."""
+        """See ``Scores.run``.
+
+        A score of another round's policy than the spec's last one (saved under a spec with
+        other rounds) does not count.
+        """
         found = {}
+        version = f"v{final_round(self.spec, step):03d}"
         for s in self.spec.seeds:
             cell = self.root / get_task(task).name / f"seed_{s}"
             if (cell / "sft.json").exists():
                 sft.setdefault(s, json.loads((cell / "sft.json").read_text()))
             path = cell / f"step{step}_{method}.json"
-            if path.exists():
-                found[s] = [json.loads(path.read_text())]
+            if path.exists() and Path((saved := json.loads(path.read_text()))
+                                      ["checkpoint"]).name == version:
+                found[s] = [saved]
         return found
 
     def expert(self, task: str) -> list[dict[str, Any]]:
