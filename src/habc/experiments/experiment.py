@@ -9,7 +9,8 @@ is resumable, so re-running the command after a crash redoes nothing that finish
 
 Layout: ``OUT/<task>/seed_<s>/{demos, sft, step1/<method>, step2/<method>}``,
 ``OUT/<task>/expert.json`` (the scripted expert on the evaluation seeds) plus ``OUT/results.md``
-and the HTML report in ``OUT/report``.
+and the HTML report in ``OUT/report``; ``--rescore`` adds ``OUT/rescore-<offset>/`` (see
+``habc.experiments.rescore``).
 """
 
 from __future__ import annotations
