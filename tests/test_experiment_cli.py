@@ -121,8 +121,14 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
                  "--table-only"]) == 0
     assert (tmp_path / "records2/rescore-100000/results.md").read_text() == (
         out / "rescore-100000/results.md").read_text().replace(str(out), str(tmp_path / "records2"))
-    assert main(["report", str(out), "--no-animations"]) == 0  # the report shows the block
+    # The report shows the block; Fig. 3's expert line stays the experiment's own block's.
+    rescored_expert = scores / "expert.json"
+    rescored_expert.write_text(json.dumps(json.loads(rescored_expert.read_text())
+                                          | {"success_rate": 0.123}))
+    assert main(["report", str(out), "--no-animations"]) == 0
     page = (out / "report/index.html").read_text()
+    note = page.split("Dashed lines:")[1].split("</p>")[0]
+    assert note.endswith(f"(reach {expert['success_rate']:.0%}).")
     assert "<h3>Rescored: 2 trials per seed from offset 100000</h3>" in page
     assert page.count("<td>reach (2 demos)</td>") == 3  # results, last rounds, rescored
 

@@ -36,10 +36,13 @@ from habc.experiments.experiment import (
 )
 from habc.experiments.tables import load_rounds
 
+RESCORE_PREFIX = "rescore-"
+"""Folders of an experiment directory that hold rescored blocks start with this."""
+
 
 def rescore_dir(out: Path, offset: int) -> Path:
     """Where the scores of ``out`` on the seed block from ``offset`` are saved."""
-    return out / f"rescore-{offset}"
+    return out / f"{RESCORE_PREFIX}{offset}"
 
 
 def check_block(spec: ExperimentSpec, offset: int, trials: int) -> None:

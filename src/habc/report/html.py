@@ -197,8 +197,13 @@ def build_report(config: ReportConfig) -> Path:
                                   f"{train.get('progress/train_mse', float('nan')):.4f}",
                                   f"{train.get('progress/heldout_frames', 0):.0f}"])
 
+    from habc.experiments.rescore import RESCORE_PREFIX
+
     expert = {}
     for path in sorted(Path(config.run_dir).glob("**/expert.json")):
+        if any(part.startswith(RESCORE_PREFIX) for part in
+               path.relative_to(config.run_dir).parts):
+            continue  # another block's expert: the bars are on the runs' own seeds
         result = json.loads(path.read_text())
         if result.get("controller") == "expert" and result.get("task") in final:
             expert[result["task"]] = float(result["success_rate"])
