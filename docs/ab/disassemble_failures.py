@@ -23,12 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from habc.envs.registry import get_task
-from habc.episodes.episode import EpisodeSource
-from habc.policy.policy import load_policy
-from habc.rollout.actors import PolicyActor, make_policy_env
-from habc.rollout.runner import run_episode
+from replay import replayed_trials
 
 LIFT = 0.02  # m above the wrench's start
 HANDLE = np.array([-0.02, 0.0, 0.01])  # the expert's grasp point, relative to obs[4:7]
@@ -36,18 +31,10 @@ HANDLE = np.array([-0.02, 0.0, 0.01])  # the expert's grasp point, relative to o
 
 def classify(path: Path) -> dict[str, object]:
     """Replay one eval result's trials and count its failures by kind."""
-    result = json.loads(path.read_text())
-    policy = load_policy(Path(result["checkpoint"]))
-    task = get_task("disassemble")
-    env = make_policy_env(task, policy)
+    checkpoint = json.loads(path.read_text())["checkpoint"]
     counts = {"success": 0, "never_lifted": 0, "lost": 0, "stuck": 0}
     reached, pushed, hover = 0, 0, []
-    for trial in result["trials"]:
-        seed = trial["seed"]
-        actor = PolicyActor(policy, prompt=task.prompt, version=0,
-                            generator=torch.Generator().manual_seed(seed))
-        ep = run_episode(env, actor, seed=seed, source=EpisodeSource.EVAL)
-        assert ep.success == trial["success"] and ep.length == trial["length"], seed
+    for ep in replayed_trials(path, "disassemble"):
         hand, wrench = ep.state[:, :3], ep.state[:, 4:7]
         lifted = wrench[:, 2] > wrench[0, 2] + LIFT
         if ep.success:
@@ -62,7 +49,7 @@ def classify(path: Path) -> dict[str, object]:
         reached += int(np.any(aligned & (np.abs(error[:, 2]) <= 0.03)))
         pushed += int(np.linalg.norm(wrench[-1, :2] - wrench[0, :2]) > 0.02)
         hover.append(float(np.median(error[-100:, 2])))
-    return {"eval": str(path), "checkpoint": result["checkpoint"], **counts,
+    return {"eval": str(path), "checkpoint": checkpoint, **counts,
             "never_lifted_reached_grasp_height": reached,
             "never_lifted_pushed_sideways": pushed,
             "never_lifted_median_height_last_100": float(np.median(hover)) if hover else None}

@@ -23,12 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from habc.envs.registry import get_task
-from habc.episodes.episode import EpisodeSource
-from habc.policy.policy import load_policy
-from habc.rollout.actors import PolicyActor, make_policy_env
-from habc.rollout.runner import run_episode
+from replay import replayed_trials
 
 LIFT = 0.02  # m above the puck's start
 CLOSED = 0.5  # gripper opening (obs[3]) below which the fingers are shut
@@ -36,20 +31,12 @@ CLOSED = 0.5  # gripper opening (obs[3]) below which the fingers are shut
 
 def classify(path: Path) -> dict[str, object]:
     """Replay one eval result's trials and count its failures by kind."""
-    result = json.loads(path.read_text())
-    policy = load_policy(Path(result["checkpoint"]))
-    task = get_task("pick-place")
-    env = make_policy_env(task, policy)
+    checkpoint = json.loads(path.read_text())["checkpoint"]
     counts = {"success": 0, "never_lifted": 0, "lost": 0, "holding": 0}
     min_grip: dict[str, list[float]] = {"success": [], "lost": []}
     opening: dict[str, list[float]] = {"success": [], "lost": []}
     left, closed_after, relifted = [], [], 0
-    for trial in result["trials"]:
-        seed = trial["seed"]
-        actor = PolicyActor(policy, prompt=task.prompt, version=0,
-                            generator=torch.Generator().manual_seed(seed))
-        ep = run_episode(env, actor, seed=seed, source=EpisodeSource.EVAL)
-        assert ep.success == trial["success"] and ep.length == trial["length"], seed
+    for ep in replayed_trials(path, "pick-place"):
         puck_z, grip = ep.state[:, 6], ep.state[:, 3]
         lifted = puck_z > puck_z[0] + LIFT
         if ep.success:
@@ -67,7 +54,7 @@ def classify(path: Path) -> dict[str, object]:
             left.append(ep.length - fell)
             closed_after.append(float(np.mean(grip[fell:] < CLOSED)))
             relifted += int(np.sum(lifted[1:] & ~lifted[:-1]) + lifted[0] > 1)
-    return {"eval": str(path), "checkpoint": result["checkpoint"], **counts,
+    return {"eval": str(path), "checkpoint": checkpoint, **counts,
             "min_grip_while_lifted": {k: float(np.mean(v)) if v else None
                                       for k, v in min_grip.items()},
             "opening_while_lifted": {k: float(np.mean(v)) if v else None

@@ -144,8 +144,8 @@ class RescoredScores:
         version = f"v{final_round(self.spec, step):03d}"
         for s in self.spec.seeds:
             cell = self.root / get_task(task).name / f"seed_{s}"
-            if (cell / "sft.json").exists():
-                sft.setdefault(s, json.loads((cell / "sft.json").read_text()))
+            if s not in sft and (cell / "sft.json").exists():
+                sft[s] = json.loads((cell / "sft.json").read_text())
             path = cell / f"step{step}_{method}.json"
             if path.exists() and Path((saved := json.loads(path.read_text()))
                                       ["checkpoint"]).name == version:
