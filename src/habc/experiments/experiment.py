@@ -37,7 +37,7 @@ from habc.errors import ConfigError, HabcError
 from habc.evaluation.evaluate import EvalConfig, evaluate
 from habc.evaluation.stats import difference_interval, wilson_interval
 from habc.experiments.online import METHODS, OnlineConfig, run_online
-from habc.experiments.tables import load_rounds
+from habc.experiments.tables import load_rounds, run_label, step2_source
 from habc.learner.online import OWN_POOL_METHODS, LearnerConfig
 from habc.learner.sft import TrainConfig, train_sft
 from habc.policy.config import PolicyConfig
@@ -108,8 +108,10 @@ class ExperimentSpec:
         for m in (*self.step1_methods, *self.step2_methods):
             if m not in METHODS:
                 raise ConfigError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-        if self.step2_methods and "habc" not in self.step1_methods:
-            raise ConfigError("Step 2 continues the Step-1 habc run: add habc to step1_methods")
+        for m in self.step2_methods:
+            if step2_source(m) not in self.step1_methods:
+                raise ConfigError(f"Step-2 {m} continues the Step-1 {step2_source(m)} run: add "
+                                  f"{step2_source(m)} to step1_methods")
         if min(self.step1_rounds, self.rollouts_per_round, self.steps_per_round,
                self.eval_trials, self.sft_steps, self.late_rounds) < 1 or self.step2_rounds < 0:
             raise ConfigError("rounds, rollouts, steps and trials must be >= 1")
@@ -293,13 +295,13 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
 
 def online_job(spec: ExperimentSpec, out: Path, task: str, seed: int, method: str,
                step: int) -> str:
-    """One Step-1 run, or one Step-2 run forked from the Step-1 habc run."""
+    """One Step-1 run, or one Step-2 run forked from its Step-1 run (``step2_source``)."""
     quiet_job()
     cell = cell_dir(out, task, seed)
     run_dir = cell / f"step{step}" / method
     rounds = final_round(spec, step)
     if step == 2 and not (run_dir / "config.json").exists():
-        source = cell / "step1" / "habc"
+        source = cell / "step1" / step2_source(method)
         if run_dir.exists():
             shutil.rmtree(run_dir)  # an interrupted fork: copy again
         top_level = {"config.json", "summary.json", "tb", "eval"}
@@ -338,7 +340,8 @@ def experiment_jobs(spec: ExperimentSpec, out: Path) -> list[Job]:
             jobs += [Job(f"step1 {m} {t} {s}", 1, online_job, (spec, out, t, s, m, 1),
                          frozenset({sft})) for m in spec.step1_methods]
             jobs += [Job(f"step2 {m} {t} {s}", 2, online_job, (spec, out, t, s, m, 2),
-                         frozenset({f"step1 habc {t} {s}"})) for m in spec.step2_methods]
+                         frozenset({f"step1 {step2_source(m)} {t} {s}"}))
+                     for m in spec.step2_methods]
     return jobs
 
 
@@ -539,7 +542,7 @@ def result_tables(out: Path, spec: ExperimentSpec, scores: Scores | None = None)
     """
     scores = scores or RecordedScores(out, spec)
     columns = [*(f"{m}" for m in spec.step1_methods),
-               *(("habc_cont" if m == "habc" else m) for m in spec.step2_methods)]
+               *(run_label(2, m) for m in spec.step2_methods)]
     step2 = (f" and {spec.step1_rounds + spec.step2_rounds} rounds (Step 2)"
              if spec.step2_methods else "")
     caption = (f"{spec.name}: {spec.description} Final success after {spec.step1_rounds} rounds "
@@ -606,7 +609,7 @@ def comparison_table(out: Path, against: Path, spec: ExperimentSpec) -> str:
     for task, _ in spec.tasks:
         for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods)):
             for method in methods:
-                name = "habc_cont" if step == 2 and method == "habc" else method
+                name = run_label(step, method)
                 mine = _seed_rounds(out, spec, task, step, method, {})
                 theirs = _seed_rounds(against, spec, task, step, method, {})
                 seeds = [s for s in spec.seeds if s in mine and s in theirs]

@@ -24,6 +24,23 @@ class TableConfig:
             raise ConfigError("give at least one run directory")
 
 
+def step2_source(method: str) -> str:
+    """The Step-1 run that a Step-2 run of ``method`` continues.
+
+    ``habc`` for ``habc_ir`` (IR switches on in Step 2), the method's own run otherwise.
+    """
+    return "habc" if method == "habc_ir" else method
+
+
+def run_label(step: int, method: str) -> str:
+    """A run's name in tables and figures.
+
+    A Step-2 run that continues its own method's Step-1 run is ``<method>_cont``
+    (``habc_cont``, ``dagger_cont``).
+    """
+    return f"{method}_cont" if step == 2 and step2_source(method) == method else method
+
+
 def load_rounds(run_dir: Path) -> list[dict[str, Any]]:
     """The per-round records of a run, in round order."""
     files = sorted((Path(run_dir) / "rounds").glob("round_*.json"))

@@ -15,7 +15,8 @@ import numpy.typing as npt
 from habc.episodes.episode import Controller
 from habc.report.traces import EpisodeTrace
 
-METHOD_ORDER = ("sft", "dagger", "recap", "hiors", "rabc", "habc_v", "habc", "habc_cont", "habc_ir")
+METHOD_ORDER = ("sft", "dagger", "dagger_cont", "recap", "hiors", "rabc", "habc_v", "habc",
+                "habc_cont", "habc_ir")
 
 
 def _order(methods: list[str]) -> list[str]:

@@ -1,8 +1,8 @@
 """`habc report RUN_DIR`: one HTML page (plus the PNG/GIF files it shows) for a run directory.
 
 Every online run below RUN_DIR (a directory holding ``rounds/round_000.json``) is found and
-grouped by task, method and seed. A run inside a ``step2`` directory that continues ``habc`` is
-labelled ``habc_cont``.
+grouped by task, method and seed. A run inside a ``step2`` directory that continues its own
+method's Step-1 run is labelled ``<method>_cont`` (``habc_cont``, ``dagger_cont``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from habc.envs.registry import eval_seeds, get_task
 from habc.episodes.episode import EpisodeSource
 from habc.errors import ConfigError, HabcError
 from habc.evaluation.evaluate import STAGE_KEYS, format_stage_counts
-from habc.experiments.tables import load_rounds
+from habc.experiments.tables import load_rounds, run_label
 from habc.policy.policy import load_policy
 from habc.report import figures
 from habc.report.traces import RunCritic, pick_episodes
@@ -74,9 +74,8 @@ def find_runs(root: Path) -> list[RunInfo]:
         path = first.parent.parent
         rounds = load_rounds(path)
         config = json.loads((path / "config.json").read_text())
-        label = str(config["method"])  # rounds of a forked run were written by its parent
-        if label == "habc" and path.parent.name == "step2":
-            label = "habc_cont"
+        # rounds of a forked run were written by its parent
+        label = run_label(2 if path.parent.name == "step2" else 1, str(config["method"]))
         runs.append(RunInfo(path=path, task=rounds[0]["task"], label=label,
                             seed=int(config.get("seed", 0)), rounds=rounds,
                             planned_rounds=int(config.get("rounds", len(rounds) - 1))))
