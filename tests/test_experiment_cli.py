@@ -23,6 +23,7 @@ from habc.experiments.experiment import (
     sft_job,
 )
 from habc.experiments.rescore import check_block, final_checkpoints, rescored_table
+from habc.experiments.tables import run_label, step2_source
 from habc.policy.config import PolicyConfig
 from habc.policy.policy import load_policy
 from habc.rollout.operator import OperatorConfig
@@ -77,18 +78,26 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     assert {p: p.stat().st_mtime for p in out.glob("**/rounds/*.json")} == before
 
     # A spec with more Step-2 rounds (as benchmark-3k-long is to benchmark-3k) extends only the
-    # Step-2 runs of a finished directory, and its table reports the new last round.
-    longer = json.loads((out / "spec.json").read_text()) | {"name": "smoke-long",
-                                                            "step2_rounds": 2}
+    # Step-2 runs of a finished directory, and its table reports the new last round. Step-2
+    # dagger (as in benchmark-100-ema-dagger) continues the Step-1 dagger run.
+    longer = json.loads((out / "spec.json").read_text()) | {
+        "name": "smoke-long", "step2_rounds": 2, "step2_methods": ["habc", "habc_ir", "dagger"]}
     (tmp_path / "long.json").write_text(json.dumps(longer))
     assert main(["experiment", "--config-file", str(tmp_path / "long.json"), "--out", str(out),
                  "--jobs", "1", "--no-report"]) == 0
     assert {p: p.stat().st_mtime for p in before} == before
-    for method in ("habc", "habc_ir"):
+    for method in ("habc", "habc_ir", "dagger"):
         last = json.loads((cell / f"step2/{method}/rounds/round_003.json").read_text())
         assert last["ir_enabled"] == (method == "habc_ir") and last["eval"]["n_trials"] == 2
+        assert last["method"] == method
+    assert (cell / "step2/dagger/rounds/round_001.json").read_text() == (
+        cell / "step1/dagger/rounds/round_001.json").read_text()
     assert not (cell / "step1/habc/rounds/round_002.json").exists()
-    assert "and 3 rounds (Step 2)" in (out / "results.md").read_text()
+    assert not (cell / "step1/dagger/rounds/round_002.json").exists()
+    long_table = (out / "results.md").read_text()
+    assert "and 3 rounds (Step 2)" in long_table
+    assert "| task | expert | SFT | dagger | habc | habc_cont | habc_ir | dagger_cont |" \
+        in long_table
 
     # Rescoring evaluates every finished run's final policy, the SFT checkpoint and the expert
     # on another seed block, and prints the tables on it; a second call redoes nothing.
@@ -439,6 +448,28 @@ def test_actor_ema_reaches_every_online_run(tmp_path):
             .learner.actor_ema == 0.999
     with pytest.raises(ConfigError, match="actor_ema"):
         ExperimentSpec(name="t", tasks=(("reach", 2),), actor_ema=0.0)
+
+
+def test_step2_runs_continue_their_source_run(tmp_path):
+    assert [step2_source(m) for m in ("habc", "habc_ir", "dagger")] == ["habc", "habc", "dagger"]
+    assert [run_label(2, m) for m in ("habc", "habc_ir", "dagger")] == [
+        "habc_cont", "habc_ir", "dagger_cont"]
+    assert run_label(1, "dagger") == "dagger"
+    spec = ExperimentConfig(preset="benchmark-100-ema-dagger").spec()
+    after = {j.name: j.after for j in experiment_jobs(spec, tmp_path)}
+    assert after["step2 dagger pick-place 1"] == {"step1 dagger pick-place 1"}
+    # The control differs from benchmark-100-ema in its methods only.
+    ema = ExperimentConfig(preset="benchmark-100-ema").spec()
+    differ = ("name", "description", "step1_methods", "step2_methods")
+    assert {k: v for k, v in spec.__dict__.items() if k not in differ} \
+        == {k: v for k, v in ema.__dict__.items() if k not in differ}
+    assert (spec.step1_methods, spec.step2_methods) == (("dagger",), ("dagger",))
+    with pytest.raises(ConfigError, match="continues the Step-1 dagger run"):
+        ExperimentSpec(name="t", tasks=(("reach", 2),), step1_methods=("habc",),
+                       step2_methods=("dagger",))
+    with pytest.raises(ConfigError, match="continues the Step-1 habc run"):
+        ExperimentSpec(name="t", tasks=(("reach", 2),), step1_methods=("dagger",),
+                       step2_methods=("habc_ir",))
 
 
 def test_jobs_run_after_their_dependencies_later_stages_first(tmp_path):

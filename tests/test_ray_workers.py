@@ -2,6 +2,7 @@
 trials as local processes."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,10 @@ import ray
 
 from habc.cli import main
 from habc.episodes.store import EpisodeStore
-from habc.errors import ConfigError
 from habc.evaluation import evaluate
 from habc.experiments import online
-from habc.experiments.online import OnlineConfig
-from habc.rollout.ray_workers import ray_map
+from habc.policy.policy import CONFIG_FILE, WEIGHTS_FILE
+from habc.rollout.ray_workers import RayDispatcher, ray_map
 from tests.test_online_cli import TINY_ONLINE
 
 
@@ -57,7 +57,57 @@ def test_ray_workers_collect_the_episodes_and_trials_local_workers_do(sft_checkp
             np.testing.assert_array_equal(mine, theirs)
 
 
-def test_ray_collects_synchronous_rounds_only(sft_checkpoint, tmp_path):
-    with pytest.raises(ConfigError, match="--mode sync"):
-        OnlineConfig(sft_checkpoint=sft_checkpoint, run_dir=tmp_path, method="habc",
-                     mode="async", ray_address="local")
+def test_async_rounds_on_ray_workers_use_the_newest_policy(sft_checkpoint, tmp_path):
+    """Hi-ORS's asynchronous mode on Ray: round 1's episodes are the local workers' (both use
+    v0), and each later episode comes from the policy published before its round may start."""
+    stores = {}
+    for name, extra in (("local", []), ("ray", ["--ray-address", "local"])):
+        run = tmp_path / name
+        assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
+                     "--method", "habc", "--mode", "async", "--rounds", "2", *TINY_ONLINE,
+                     "--workers", "2", "--async-refresh-every", "3", *extra]) == 0
+        stores[name] = episodes_by_seed(run / "rollouts")
+    assert not ray.is_initialized()
+    assert sorted(stores["ray"]) == list(range(10_000, 10_006))
+    for seed in range(10_000, 10_003):
+        for mine, theirs in zip(stores["ray"][seed], stores["local"][seed], strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    # async_max_lag 0: round 2's episodes start once v1 is published, and use it
+    versions = {seed: int(fields[3].max()) for seed, fields in stores["ray"].items()}
+    assert versions == {s: 0 if s < 10_003 else 1 for s in range(10_000, 10_006)}
+    record = json.loads((tmp_path / "ray/rounds/round_002.json").read_text())
+    assert record["rollouts"]["episodes_by_policy_version"] == {"1": 3}
+
+
+def test_dispatcher_makes_each_items_arguments_when_a_worker_takes_it(tmp_path):
+    version = [0]  # what the caller publishes while the items run
+
+    def prepare(item: int) -> tuple[int, int]:
+        return item, version[0]
+
+    with RayDispatcher("local", 1, _checkpoint(tmp_path), _no_init, (), _slow_echo,
+                       prepare) as pool:
+        first, second = pool.submit(0), pool.submit(1)  # one worker: the second one waits
+        version[0] = 1  # published while item 0 runs (it takes 2 s)
+        assert first.result(timeout=60) == (0, 0) and second.result(timeout=60) == (1, 1)
+        failed = pool.submit(-1)
+        with pytest.raises(ValueError, match="negative"):
+            failed.result(timeout=60)
+    assert not ray.is_initialized()
+
+
+def _checkpoint(tmp_path: Path) -> Path:
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        (tmp_path / name).write_bytes(b"x")
+    return tmp_path
+
+
+def _no_init(policy_dir: Path | None) -> None:
+    assert policy_dir is not None and (policy_dir / WEIGHTS_FILE).read_bytes() == b"x"
+
+
+def _slow_echo(item: tuple[int, int]) -> tuple[int, int]:
+    if item[0] < 0:
+        raise ValueError("negative item")
+    time.sleep(2.0 if item[0] == 0 else 0.0)
+    return item

@@ -18,7 +18,9 @@ the store. ``mode="async"`` (Hi-ORS's asynchronous actor/learner) runs both side
 rollout workers collect every round's seeds back to back, each episode with the newest published
 policy, while the learner trains on the store as it grows, held to the synchronous budget's
 ratio of learner steps per collected episode, and publishes ``policies/vRRR`` at the end of each
-round's steps. The policies are evaluated afterwards, as in synchronous rounds.
+round's steps. The policies are evaluated afterwards, as in synchronous rounds. With
+``ray_address`` the rollout workers are Ray workers, on any machine: each episode starts with the
+newest policy published when a worker takes it, sent through Ray's object store.
 
 Killing the process at any point and re-running the same command resumes: episodes already in
 the store are not collected again, training continues from ``learner/latest``, and finished
@@ -32,9 +34,12 @@ import functools
 import json
 import multiprocessing as mp
 import re
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -70,7 +75,7 @@ from habc.learner.online import (
 from habc.policy.policy import FlowMatchingPolicy, load_policy
 from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
-from habc.rollout.ray_workers import ray_map
+from habc.rollout.ray_workers import RayDispatcher, checkpoint_files, ray_map, write_checkpoint
 from habc.rollout.runner import run_episode
 from habc.weighting.rules import RULES, HabcRule, RecapRule, RejectionRule, WeightingRule
 
@@ -119,7 +124,7 @@ class OnlineConfig:
     workers: int = 2
     """Parallel processes for rollouts and evaluation."""
     ray_address: str | None = None
-    """Collect the rollouts on Ray workers instead of local processes (sync mode): 'local'
+    """Collect the rollouts on Ray workers instead of local processes (either mode): 'local'
     starts Ray on this machine, 'auto' joins the running cluster, 'ray://HOST:10001' a remote
     one. ``workers`` workers of one CPU each collect the rollouts and run the evaluations."""
     max_steps: int | None = None
@@ -162,8 +167,6 @@ class OnlineConfig:
             raise ConfigError("sft collects no rollouts; async mode needs a rollout method")
         if self.mode not in ("sync", "async"):
             raise ConfigError("mode must be 'sync' or 'async'")
-        if self.ray_address is not None and self.mode == "async":
-            raise ConfigError("--ray-address collects synchronous rounds; use --mode sync")
 
     def rule(self) -> WeightingRule:
         """The weighting rule of ``method``."""
@@ -231,6 +234,54 @@ def _rollout_newest(env_seed: int) -> Episode:
         policy = load_policy(_policy_dir(Path(_WORKER["run_dir"]), version))
         _WORKER.update(policy=policy, version=version)
     return _rollout(env_seed)
+
+
+def _rollout_published(item: tuple[int, list[Any], int]) -> Episode:
+    """One rollout on a Ray worker: ``(policy version, [its files' object ref], env seed)``.
+
+    The policy is fetched from Ray's object store only when the version is newer than the
+    worker's.
+    """
+    import ray
+
+    version, (files,), env_seed = item
+    if version > _WORKER["version"]:
+        with tempfile.TemporaryDirectory(prefix="habc-policy-") as tmp:
+            policy = load_policy(write_checkpoint(ray.get(files), Path(tmp) / "policy"))
+        _WORKER.update(policy=policy, version=version)
+    return _rollout(env_seed)
+
+
+@contextmanager
+def _async_workers(config: OnlineConfig, task: str) -> Iterator[Callable[[int], Future[Episode]]]:
+    """``submit(env seed)`` -> the future episode, collected with the newest published policy.
+
+    Local worker processes read ``policies/`` themselves; Ray workers get the newest version
+    when they take the seed (``RayDispatcher``), its files put into the object store once.
+    """
+    run_dir = Path(config.run_dir)
+    args = (task, config.operator, config.seed, config.max_steps)
+    if config.ray_address is None:
+        with ProcessPoolExecutor(config.workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_async_worker,
+                                 initargs=(run_dir, *args)) as pool:
+            yield lambda env_seed: pool.submit(_rollout_newest, env_seed)
+        return
+    import ray
+
+    refs: dict[int, Any] = {}
+    lock = threading.Lock()
+
+    def prepare(env_seed: int) -> tuple[int, list[Any], int]:
+        version = newest_policy_version(run_dir / "policies")
+        with lock:
+            if version not in refs:
+                refs[version] = ray.put(checkpoint_files(_policy_dir(run_dir, version)))
+        return version, [refs[version]], env_seed
+
+    with RayDispatcher(config.ray_address, config.workers, _policy_dir(run_dir, 0),
+                       _init_rollout_worker, args, _rollout_published, prepare) as dispatcher:
+        yield dispatcher.submit
 
 
 def async_allowed_steps(episodes: int, config: OnlineConfig) -> int:
@@ -545,11 +596,14 @@ def _run_async(config: OnlineConfig, store: EpisodeStore, task: str,
     cache: dict[str, Any] = {}
     policies = Path(config.run_dir) / "policies"
 
-    def submit_ready(pool: ProcessPoolExecutor) -> None:
-        """Submit the queued seeds whose round may start under ``async_max_lag``."""
+    def submit_ready() -> None:
+        """Submit the queued seeds whose round may start under ``async_max_lag``.
+
+        ``submit`` is the workers' (``_async_workers``), bound below before any call.
+        """
         published = newest_policy_version(policies)
         while queue and queue[0][0] <= published + 1 + config.async_max_lag:
-            pending.add(pool.submit(_rollout_newest, queue.pop(0)[1]))
+            pending.add(submit(queue.pop(0)[1]))
 
     def drain(block: bool) -> None:
         if block:
@@ -561,7 +615,7 @@ def _run_async(config: OnlineConfig, store: EpisodeStore, task: str,
 
     def supply(step: int) -> tuple[TrainingData, int]:
         while True:
-            submit_ready(pool)
+            submit_ready()
             drain(block=False)
             allowed = async_allowed_steps(store.num_episodes, config)
             if allowed > step:
@@ -573,15 +627,13 @@ def _run_async(config: OnlineConfig, store: EpisodeStore, task: str,
             drain(block=True)
 
     seconds: dict[int, float] = {}
-    args = (Path(config.run_dir), task, config.operator, config.seed, config.max_steps)
-    with ProcessPoolExecutor(config.workers, mp_context=mp.get_context("spawn"),
-                             initializer=_init_async_worker, initargs=args) as pool:
+    with _async_workers(config, task) as submit:
         try:
             for r in range(rounds_done + 1, config.rounds + 1):
                 start = time.perf_counter()
                 train(r, supply, progress)
                 seconds[r] = time.perf_counter() - start
-            submit_ready(pool)
+            submit_ready()
         except BaseException:
             for future in pending:
                 future.cancel()

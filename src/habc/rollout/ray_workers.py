@@ -6,12 +6,19 @@ policy between episodes (set up once by an ``init`` function, as a local worker 
 returns each item's result to the caller; the caller writes every file, so an episode store
 keeps one writer. Episodes depend only on their seeds (the operator and the sampling noise are
 seeded per episode), so Ray workers produce what local worker processes produce.
+
+``ray_map`` runs a fixed list of items; ``RayDispatcher`` takes items while it runs (Hi-ORS's
+asynchronous rollouts) and hands each to the next idle worker, with arguments made at that
+moment, such as the newest published policy.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +29,14 @@ from habc.policy.policy import CONFIG_FILE, WEIGHTS_FILE
 def checkpoint_files(directory: Path) -> dict[str, bytes]:
     """The files of a policy checkpoint directory, by name."""
     return {name: (Path(directory) / name).read_bytes() for name in (CONFIG_FILE, WEIGHTS_FILE)}
+
+
+def write_checkpoint(files: dict[str, bytes], directory: Path) -> Path:
+    """Write ``checkpoint_files``'s result into ``directory`` (created); return it."""
+    directory.mkdir(parents=True)
+    for name, payload in files.items():
+        (directory / name).write_bytes(payload)
+    return directory
 
 
 class RayWorker:
@@ -36,10 +51,7 @@ class RayWorker:
         self._tmp = tempfile.TemporaryDirectory(prefix="habc-policy-")
         policy_dir = None
         if files is not None:
-            policy_dir = Path(self._tmp.name) / "policy"
-            policy_dir.mkdir()
-            for name, payload in files.items():
-                (policy_dir / name).write_bytes(payload)
+            policy_dir = write_checkpoint(files, Path(self._tmp.name) / "policy")
         init(policy_dir, *init_args)
 
     def run(self, fn: Callable[[Any], Any], item: Any) -> Any:
@@ -94,4 +106,87 @@ def ray_map(address: str, workers: int, checkpoint: Path | None, items: Sequence
         for actor in actors:
             ray.kill(actor)
         if started:
+            ray.shutdown()
+
+
+class RayDispatcher:
+    """Run ``fn(prepare(item))`` on Ray workers for items submitted while it runs.
+
+    Each of ``workers`` workers (one CPU each) first runs ``init(its copy of checkpoint,
+    *init_args)``. ``submit`` queues an item and returns a future of its result; a worker that
+    becomes idle takes the oldest queued item, and ``prepare(item)`` makes its argument at that
+    moment, on this machine (in the thread that noticed the idle worker, so it must be cheap and
+    thread-safe). Use it as a context manager: on exit the queued items are cancelled, the
+    workers are stopped, and Ray is shut down if this object joined it.
+    """
+
+    def __init__(self, address: str, workers: int, checkpoint: Path,
+                 init: Callable[..., None], init_args: tuple[Any, ...],
+                 fn: Callable[[Any], Any], prepare: Callable[[Any], Any]) -> None:
+        import ray
+
+        self._started = connect(address)
+        files = ray.put(checkpoint_files(checkpoint))
+        worker_cls: Any = ray.remote(num_cpus=1)(RayWorker)
+        self._actors: list[Any] = [worker_cls.remote(files, init, init_args)
+                                   for _ in range(workers)]
+        self._idle = deque(self._actors)
+        self._queue: deque[tuple[Any, Future[Any]]] = deque()
+        self._lock = threading.Lock()
+        self._fn, self._prepare = fn, prepare
+
+    def submit(self, item: Any) -> Future[Any]:
+        """Queue ``item``; the future holds ``fn(prepare(item))`` once a worker has run it."""
+        future: Future[Any] = Future()
+        with self._lock:
+            self._queue.append((item, future))
+        self._dispatch()
+        return future
+
+    def _dispatch(self) -> None:
+        """Give queued items to idle workers."""
+        while True:
+            with self._lock:
+                if not self._idle or not self._queue:
+                    return
+                actor, (item, future) = self._idle.popleft(), self._queue.popleft()
+            if not future.set_running_or_notify_cancel():
+                with self._lock:
+                    self._idle.appendleft(actor)
+                continue
+            try:
+                ref = actor.run.remote(self._fn, self._prepare(item))
+            except Exception as e:  # the caller sees it through the future
+                future.set_exception(e)
+                with self._lock:
+                    self._idle.append(actor)
+                continue
+            ref.future().add_done_callback(
+                lambda done, actor=actor, future=future: self._finished(actor, future, done))
+
+    def _finished(self, actor: Any, future: Future[Any], done: Future[Any]) -> None:
+        """A worker returned: pass its result on, and give it the next item."""
+        error = done.exception()
+        if error is None:
+            future.set_result(done.result())
+        else:
+            future.set_exception(error)
+        with self._lock:
+            self._idle.append(actor)
+        self._dispatch()
+
+    def __enter__(self) -> RayDispatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import ray
+
+        with self._lock:
+            queued, self._queue = list(self._queue), deque()
+            self._idle.clear()  # nothing is dispatched any more
+        for _, future in queued:
+            future.cancel()
+        for actor in self._actors:
+            ray.kill(actor)
+        if self._started:
             ray.shutdown()
