@@ -82,3 +82,32 @@ def test_camera_policy_from_collect_to_an_online_round(tmp_path, capsys):
                  str(tmp_path / "bad-rollouts"), "--run-dir", str(tmp_path / "learn-bad"),
                  "--steps", "4", *LEARNER]) == 2
     assert "no frames of cameras ['corner2']" in capsys.readouterr().err
+
+
+def test_camera_frames_as_videos_from_collect_to_an_online_round(tmp_path):
+    """--video keeps the frames as LeRobot video features (MP4, AV1): close to the PNG frames
+    of the same demo, trainable, and the online round's rollouts keep them so too."""
+    png, mp4 = tmp_path / "png", tmp_path / "mp4"
+    for out, extra in ((png, []), (mp4, ["--video"])):
+        assert main(["collect", "--task", "reach", "--out", str(out), "--num-episodes", "1",
+                     "--max-steps", "150", "--cameras", "corner2", "--image-size", "16",
+                     *extra]) == 0
+    assert EpisodeStore.open(mp4).video_keys == ["corner2"]
+    assert list(mp4.glob("videos/observation.images.corner2/chunk-000/file-000.mp4"))
+    exact = open_stores([png], cameras=("corner2",)).images["corner2"].astype(int)
+    coded = open_stores([mp4], cameras=("corner2",)).images["corner2"].astype(int)
+    assert coded.shape == exact.shape and exact.std() > 10
+    # AV1 in yuv420p is lossy (5.5 of 255 on average at 16x16, measured), and close
+    assert np.abs(coded - exact).mean() < 8
+
+    sft, online = tmp_path / "sft", tmp_path / "online"
+    assert main(["train", "--datasets", str(mp4), "--run-dir", str(sft), "--steps", "2",
+                 "--batch-size", "8", *TINY_CAMERA_POLICY]) == 0
+    assert main(["online", "--sft-checkpoint", str(sft / "checkpoints/last"), "--run-dir",
+                 str(online), "--method", "habc", "--rounds", "1", "--rollouts-per-round", "2",
+                 "--steps-per-round", "2", *LEARNER, "--eval-trials", "1", "--workers", "1",
+                 "--video"]) == 0
+    rollouts = EpisodeStore.open(online / "rollouts")
+    assert rollouts.video_keys == ["corner2"]
+    frames = rollouts.read(["corner2"]).images["corner2"]
+    assert frames.shape == (rollouts.read().num_frames, 16, 16, 3) and frames.std() > 10

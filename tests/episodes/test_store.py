@@ -224,3 +224,127 @@ def test_stage_labels_round_trip_and_are_checked(tmp_path, rng):
     other.append([staged(make_episode(rng, 2), [0, 1])])
     with pytest.raises(StoreError, match="different stage names"):
         open_stores([tmp_path / "a", tmp_path / "d"])
+
+
+def moving_frames(length: int, start: int = 0, size: tuple[int, int] = (16, 16)):
+    """Smooth frames that compress well: a grey level that changes, and a white band 4 pixels
+    wide that moves right."""
+    h, w = size
+    frames = np.zeros((length, h, w, 3), dtype=np.uint8)
+    for t in range(length):
+        frames[t] = 8 * (start + t) % 200
+        frames[t, :, np.arange(start + t, start + t + 4) % w] = 255
+    return frames
+
+
+def with_images(ep, **images):
+    return type(ep)(**{**ep.__dict__, "images": images})
+
+
+def test_videos_round_trip_in_the_lerobot_v3_layout(tmp_path, rng):
+    root = tmp_path / "ds"
+    store = EpisodeStore.create(root, state_dim=39, action_dim=4, fps=80, robot_type="sawyer",
+                                image_shapes={"top": (16, 16, 3)}, video=True)
+    frames = [moving_frames(5), moving_frames(3, start=5), moving_frames(4, start=8)]
+    episodes = [with_images(make_episode(rng, len(f), seed=i), top=f)
+                for i, f in enumerate(frames)]
+    store.append(episodes[:2])
+    store.append(episodes[2:])
+    info = json.loads((root / "meta/info.json").read_text())
+    feature = info["features"]["observation.images.top"]
+    assert feature["dtype"] == "video" and feature["shape"] == [16, 16, 3]
+    assert feature["info"]["video.codec"] == "av1" and feature["info"]["video.fps"] == 80
+    assert info["video_path"] == \
+        "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    import pandas as pd
+
+    # One file per append, its episodes one after another; the data files hold no frames.
+    eps = pd.read_parquet(root / "meta/episodes/chunk-000/file-000.parquet")
+    key = "videos/observation.images.top"
+    assert eps[f"{key}/from_timestamp"].tolist() == [0.0, 5 / 80]
+    assert eps[f"{key}/to_timestamp"].tolist() == [5 / 80, 8 / 80]
+    assert eps[f"{key}/file_index"].tolist() == [0, 0]
+    assert "observation.images.top" not in pd.read_parquet(
+        root / "data/chunk-000/file-000.parquet").columns
+    first = store_mod.decode_frames(root / "videos/observation.images.top/chunk-000/file-000.mp4")
+    assert first.shape == (8, 16, 16, 3)
+    assert (root / "videos/observation.images.top/chunk-000/file-001.mp4").exists()
+    # AV1 is lossy: every frame comes back close to what was written.
+    arrays = EpisodeStore.open(root).read(["top"])
+    np.testing.assert_array_equal(arrays.state, np.concatenate([e.state for e in episodes]))
+    back = arrays.images["top"].astype(int)
+    assert back.shape == (12, 16, 16, 3)
+    assert np.abs(back - np.concatenate(frames)).mean() < 3
+    for e, f in enumerate(frames):
+        sl = slice(arrays.episode_starts[e], arrays.episode_ends[e])
+        np.testing.assert_array_equal(store.read_images(e, "top"), arrays.images["top"][sl])
+        assert np.abs(store.read_images(e, "top").astype(int) - f).mean() < 3
+    with pytest.raises(StoreError, match="no frames of camera"):
+        store.read_images(0, "front")
+
+
+def test_a_lerobot_dataset_recorded_elsewhere_reads_as_demos(tmp_path, rng):
+    """A dataset as LeRobot writes it (no habc columns; a camera as video, two episodes packed
+    into one MP4) reads as human-controlled successful demos, and stays read-only."""
+    import pandas as pd
+
+    root = tmp_path / "lerobot"
+    lengths, fps, key = [4, 6], 30, "observation.images.front"
+    state = rng.standard_normal((10, 6)).astype(np.float32)
+    action = rng.uniform(-1, 1, (10, 2)).astype(np.float32)
+    scalar = {"shape": [1], "names": None}
+    info = {"codebase_version": "v3.0", "robot_type": "so101", "fps": fps,
+            "total_episodes": 2, "total_frames": 10, "total_tasks": 1, "chunks_size": 1000,
+            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
+            "features": {
+                "action": {"dtype": "float32", "shape": [2], "names": ["x", "grip"]},
+                "observation.state": {"dtype": "float32", "shape": [6], "names": None},
+                key: {"dtype": "video", "shape": [16, 16, 3],
+                      "names": ["height", "width", "channels"]},
+                **{k: {"dtype": d, **scalar} for k, d in (
+                    ("timestamp", "float32"), ("frame_index", "int64"),
+                    ("episode_index", "int64"), ("index", "int64"), ("task_index", "int64"))}}}
+    (root / "meta/episodes/chunk-000").mkdir(parents=True)
+    (root / "data/chunk-000").mkdir(parents=True)
+    (root / "meta/info.json").write_text(json.dumps(info))
+    pd.DataFrame({"task_index": [0]}, index=pd.Index(["fold the towel"], name="task")) \
+        .to_parquet(root / "meta/tasks.parquet")
+    frame_index = np.concatenate([np.arange(n) for n in lengths])
+    pd.DataFrame({"action": list(action), "observation.state": list(state),
+                  "timestamp": (frame_index / fps).astype(np.float32),
+                  "frame_index": frame_index, "episode_index": np.repeat([0, 1], lengths),
+                  "index": np.arange(10), "task_index": np.zeros(10, dtype=np.int64)}) \
+        .to_parquet(root / "data/chunk-000/file-000.parquet")
+    pd.DataFrame({"episode_index": [0, 1], "tasks": [["fold the towel"]] * 2,
+                  "length": lengths, "data/chunk_index": [0, 0], "data/file_index": [0, 0],
+                  "dataset_from_index": [0, 4], "dataset_to_index": [4, 10],
+                  f"videos/{key}/chunk_index": [0, 0], f"videos/{key}/file_index": [0, 0],
+                  f"videos/{key}/from_timestamp": [0.0, 4 / fps],
+                  f"videos/{key}/to_timestamp": [4 / fps, 10 / fps]}) \
+        .to_parquet(root / "meta/episodes/chunk-000/file-000.parquet")
+    frames = moving_frames(10)
+    (root / f"videos/{key}/chunk-000").mkdir(parents=True)
+    store_mod.encode_frames(frames, fps, root / f"videos/{key}/chunk-000/file-000.mp4")
+
+    store = EpisodeStore.open(root)
+    assert store.image_keys == store.video_keys == ["front"] and not store.habc_columns
+    arrays = store.read(["front"])
+    np.testing.assert_array_equal(arrays.state, state)
+    np.testing.assert_array_equal(arrays.action, action)
+    assert arrays.controller.tolist() == [1] * 10 and arrays.policy_version.tolist() == [-1] * 10
+    assert arrays.source.tolist() == ["demo", "demo"] and arrays.success.tolist() == [True] * 2
+    assert arrays.task.tolist() == ["fold the towel"] * 2 and arrays.seed.tolist() == [-1, -1]
+    assert np.abs(arrays.images["front"].astype(int) - frames).mean() < 3
+    np.testing.assert_array_equal(store.read_images(1, "front"), arrays.images["front"][4:])
+    with pytest.raises(StoreError, match="read-only"):
+        store.append([make_episode(rng, 2, state_dim=6)])
+    # SFT trains on it from the CLI, camera included.
+    from habc.cli import main
+
+    assert main(["train", "--datasets", str(root), "--run-dir", str(tmp_path / "sft"),
+                 "--steps", "2", "--batch-size", "4", "--policy.hidden-dim", "16",
+                 "--policy.num-blocks", "1", "--policy.chunk-horizon", "4",
+                 "--policy.exec-horizon", "2", "--policy.cameras", "front",
+                 "--policy.image-size", "16", "--policy.image-shift", "2"]) == 0
+    assert (tmp_path / "sft/checkpoints/last/model.safetensors").exists()

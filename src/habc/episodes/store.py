@@ -7,6 +7,13 @@ Layout (paths relative to the store root)::
     meta/tasks.parquet                        task string (index) -> task_index
     meta/episodes/chunk-XXX/file-YYY.parquet  one row per episode
     data/chunk-XXX/file-YYY.parquet           one row per frame
+    videos/<key>/chunk-XXX/file-YYY.mp4       camera frames of a store created with video=True
+
+Cameras are ``observation.images.<name>`` features: PNG bytes in the data files (LeRobot's
+``image`` dtype) by default, or, with ``video=True``, MP4 streams (its ``video`` dtype, the one
+LeRobot records by default; see ``habc.episodes.video``), one file per append and camera with
+the appended episodes one after another, located by the episode rows' ``videos/<key>/...``
+columns.
 
 Every ``append`` call writes one new data file and one new episodes file with the same
 chunk/file index, so nothing already written is ever rewritten. Beyond LeRobot's standard
@@ -15,8 +22,14 @@ human steps), and episode rows carry ``source``, ``success``, ``seed``, ``env_ta
 created with ``stage_names`` also carries each frame's annotated ``stage`` (its names in the
 feature's ``info``).
 
+A LeRobot v3 dataset recorded elsewhere (teleoperated demos, say) opens too, read-only: without
+habc's columns its frames read as human steps of successful demos (``controller`` 1,
+``policy_version`` -1, ``source`` demo, ``success`` true, ``seed`` -1, ``env_task`` the
+episode's first task string).
+
 Crash safety: each file is written to a temporary name, flushed to disk and renamed into place.
-The episodes file is the commit point: it is renamed only after its data file is in place, and
+The episodes file is the commit point: it is renamed only after its data (and video) files are
+in place, and
 readers only trust data files that a committed episodes file points to. A crash mid-append
 therefore leaves at most an orphan data file, which the next append overwrites. ``info.json``
 and ``stats.json`` are derived from the committed episodes and repaired on open.
@@ -41,11 +54,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from habc.episodes.episode import Controller, Episode, EpisodeSource
+from habc.episodes.video import decode_frames, encode_frames, episode_frames, feature_info
 from habc.errors import StoreError
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000  # files per chunk directory, as in LeRobot
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 TASKS_PATH = "meta/tasks.parquet"
 INFO_PATH = "meta/info.json"
@@ -153,6 +168,17 @@ def _atomic_write_bytes(path: Path, payload: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def _atomic_write_video(frames: npt.NDArray[np.uint8], fps: int, path: Path) -> None:
+    """``encode_frames`` to a temporary name, flushed, then renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.mp4")
+    encode_frames(frames, fps, tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
 def _table_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="snappy")
@@ -239,11 +265,12 @@ class EpisodeStore:
         robot_type: str,
         image_shapes: dict[str, tuple[int, int, int]] | None = None,
         stage_names: Sequence[str] | None = None,
+        video: bool = False,
     ) -> EpisodeStore:
         """Create an empty store at ``root`` (which must not hold one already).
 
         ``stage_names``: the task's stages in order; every episode then carries a ``stage``
-        label per step.
+        label per step. ``video``: keep the cameras' frames as MP4 videos instead of PNG images.
         """
         root = Path(root)
         if (root / INFO_PATH).exists():
@@ -254,8 +281,9 @@ class EpisodeStore:
         }
         for name, shape in (image_shapes or {}).items():
             features[IMAGE_PREFIX + name] = {
-                "dtype": "image", "shape": list(shape), "names": ["height", "width", "channels"],
-            }
+                "dtype": "video" if video else "image", "shape": list(shape),
+                "names": ["height", "width", "channels"],
+            } | ({"info": feature_info(shape[0], shape[1], fps)} if video else {})
         features |= {
             "controller": {"dtype": "int64", "shape": [1], "names": None,
                            "info": {str(int(c)): c.name.lower() for c in Controller}},
@@ -284,7 +312,7 @@ class EpisodeStore:
             "fps": fps,
             "splits": {"train": "0:0"},
             "data_path": DATA_PATH,
-            "video_path": None,
+            "video_path": VIDEO_PATH if video and image_shapes else None,
             "features": features,
         }
         root.mkdir(parents=True, exist_ok=True)
@@ -327,9 +355,20 @@ class EpisodeStore:
 
     @property
     def image_keys(self) -> list[str]:
-        """Camera names stored as LeRobot ``image`` features."""
+        """Camera names (LeRobot ``image`` or ``video`` features)."""
         return [k.removeprefix(IMAGE_PREFIX) for k in self.info["features"]
                 if k.startswith(IMAGE_PREFIX)]
+
+    @property
+    def video_keys(self) -> list[str]:
+        """The cameras kept as MP4 videos."""
+        return [c for c in self.image_keys
+                if self.info["features"][IMAGE_PREFIX + c]["dtype"] == "video"]
+
+    @property
+    def habc_columns(self) -> bool:
+        """Whether the store has habc's columns (False: a dataset recorded elsewhere)."""
+        return "controller" in self.info["features"]
 
     @property
     def image_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -387,13 +426,15 @@ class EpisodeStore:
         if len(episodes) == 0:
             raise StoreError(f"episode store {self.root} holds no episodes")
         pairs = episodes[["data/chunk_index", "data/file_index"]].drop_duplicates()
+        pngs = [c for c in cameras if c not in self.video_keys]
         tables = []
         for chunk_index, file_index in pairs.itertuples(index=False):
             path = self.root / DATA_PATH.format(chunk_index=chunk_index, file_index=file_index)
             tables.append(_read_table(path).select(
-                [STATE_KEY, ACTION_KEY, "controller", "policy_version", "episode_index",
-                 "frame_index", *([STAGE_KEY] if self.stage_names else []),
-                 *(IMAGE_PREFIX + c for c in cameras)]))
+                [STATE_KEY, ACTION_KEY,
+                 *(["controller", "policy_version"] if self.habc_columns else []),
+                 "episode_index", "frame_index", *([STAGE_KEY] if self.stage_names else []),
+                 *(IMAGE_PREFIX + c for c in pngs)]))
         frames = pa.concat_tables(tables)
         ep_of_frame = frames["episode_index"].to_numpy()
         order = np.lexsort((frames["frame_index"].to_numpy(), ep_of_frame))
@@ -405,23 +446,65 @@ class EpisodeStore:
         if len(ep_of_frame) != len(expected) or np.any(ep_of_frame != expected):
             raise StoreError(f"episode store {self.root}: data files do not match "
                              "meta/episodes (frame counts differ)")
+        n = len(ep_of_frame)
+        if self.habc_columns:
+            controller = frames["controller"].to_numpy().astype(np.int8)[order]
+            policy_version = frames["policy_version"].to_numpy().astype(np.int32)[order]
+            success, source = episodes["success"].to_numpy(bool), episodes["source"].to_numpy(str)
+            seed, task = episodes["seed"].to_numpy(np.int64), episodes["env_task"].to_numpy(str)
+        else:  # a dataset recorded elsewhere: demos (see the module docstring)
+            controller = np.full(n, Controller.HUMAN, dtype=np.int8)
+            policy_version = np.full(n, -1, dtype=np.int32)
+            success = np.ones(len(episodes), dtype=bool)
+            source = np.full(len(episodes), str(EpisodeSource.DEMO))
+            seed = np.full(len(episodes), -1, dtype=np.int64)
+            task = np.array([str(t[0]) if len(t) else "" for t in episodes["tasks"]])
+        images = {c: _decode_pngs(frames[IMAGE_PREFIX + c])[order] for c in pngs}
+        records = episodes.to_dict("records")
+        images |= {c: self._video_frames(records, c) for c in cameras if c in self.video_keys}
         return StoreArrays(
             state=_column_matrix(frames[STATE_KEY], s_dim)[order],
             action=_column_matrix(frames[ACTION_KEY], a_dim)[order],
-            controller=frames["controller"].to_numpy().astype(np.int8)[order],
-            policy_version=frames["policy_version"].to_numpy().astype(np.int32)[order],
+            controller=controller,
+            policy_version=policy_version,
             frame_episode=np.repeat(np.arange(len(lengths), dtype=np.int64), lengths),
             episode_index=episode_index,
             episode_starts=ends - lengths,
             episode_ends=ends,
-            success=episodes["success"].to_numpy(bool),
-            source=episodes["source"].to_numpy(str),
-            seed=episodes["seed"].to_numpy(np.int64),
-            task=episodes["env_task"].to_numpy(str),
+            success=success,
+            source=source,
+            seed=seed,
+            task=task,
             stage=frames[STAGE_KEY].to_numpy().astype(np.int64)[order] if self.stage_names
             else None,
-            images={c: _decode_pngs(frames[IMAGE_PREFIX + c])[order] for c in cameras},
+            images={c: images[c] for c in cameras},
         )
+
+    def _video_frames(self, rows: list[dict[str, Any]], camera: str) -> npt.NDArray[np.uint8]:
+        """The frames of a video camera for episodes ``rows`` (``episodes_table`` records).
+
+        Returns (sum of their lengths, H, W, 3) uint8 in row order. A file is decoded once for
+        each run of rows that it holds.
+        """
+        key = IMAGE_PREFIX + camera
+        parts: list[npt.NDArray[np.uint8]] = []
+        decoded: tuple[Path | None, npt.NDArray[np.uint8]] = (None, np.zeros((0, 1, 1, 3),
+                                                                               np.uint8))
+        for row in rows:
+            try:
+                where = {"chunk_index": int(row[f"videos/{key}/chunk_index"]),
+                         "file_index": int(row[f"videos/{key}/file_index"])}
+                start = float(row[f"videos/{key}/from_timestamp"])
+            except KeyError as e:
+                raise StoreError(f"episode store {self.root}: episode {row['episode_index']} "
+                                 f"does not locate its {key} video ({e})") from e
+            path = self.root / str(self.info.get("video_path") or VIDEO_PATH).format(
+                video_key=key, **where)
+            if decoded[0] != path:
+                decoded = (path, decode_frames(path))
+            parts.append(episode_frames(decoded[1], start, int(row["length"]),
+                                              int(self.info["fps"]), path))
+        return np.concatenate(parts)
 
     def read_images(self, episode_index: int, camera: str) -> npt.NDArray[np.uint8]:
         """Decode one episode's frames of one camera: (T, H, W, 3) uint8."""
@@ -429,6 +512,11 @@ class EpisodeStore:
         row = episodes[episodes["episode_index"] == episode_index]
         if row.empty:
             raise StoreError(f"episode {episode_index} is not in {self.root}")
+        if camera not in self.image_keys:
+            raise StoreError(f"episode store {self.root} has no frames of camera {camera!r} "
+                             f"(it keeps {self.image_keys or 'none'})")
+        if camera in self.video_keys:
+            return self._video_frames(row.to_dict("records"), camera)
         path = self.root / DATA_PATH.format(chunk_index=int(row["data/chunk_index"].iloc[0]),
                                             file_index=int(row["data/file_index"].iloc[0]))
         table = _read_table(path)
@@ -454,6 +542,9 @@ class EpisodeStore:
         """
         if not episodes:
             return []
+        if not self.habc_columns:
+            raise StoreError(f"{self.root} is a LeRobot dataset without habc's columns "
+                             "(controller, policy_version, ...); it is read-only here")
         for ep in episodes:
             if ep.state.shape[1] != self.state_dim or ep.action.shape[1] != self.action_dim:
                 raise StoreError(
@@ -504,7 +595,7 @@ class EpisodeStore:
                 STATE_KEY: _vector_column(np.concatenate([ep.state for ep in episodes])),
                 ACTION_KEY: _vector_column(np.concatenate([ep.action for ep in episodes])),
             }
-            for camera in self.image_keys:
+            for camera in set(self.image_keys) - set(self.video_keys):
                 columns[IMAGE_PREFIX + camera] = pa.array(
                     [{"bytes": _png_bytes(frame), "path": None}
                      for ep in episodes for frame in ep.images[camera]],
@@ -523,6 +614,17 @@ class EpisodeStore:
                 columns[STAGE_KEY] = np.concatenate([ep.stage for ep in episodes if
                                                      ep.stage is not None]).astype(np.int64)
             loc = {"chunk_index": chunk_index, "file_index": file_index}
+            video_columns: dict[str, Any] = {}
+            for camera in self.video_keys:
+                key = IMAGE_PREFIX + camera
+                path = self.root / VIDEO_PATH.format(video_key=key, **loc)
+                _atomic_write_video(np.concatenate([ep.images[camera] for ep in episodes]),
+                                    int(self.info["fps"]), path)
+                video_columns |= {
+                    f"videos/{key}/chunk_index": np.full(len(episodes), chunk_index, np.int64),
+                    f"videos/{key}/file_index": np.full(len(episodes), file_index, np.int64),
+                    f"videos/{key}/from_timestamp": (starts - first_frame) / self.info["fps"],
+                    f"videos/{key}/to_timestamp": (ends - first_frame) / self.info["fps"]}
             _atomic_write_bytes(self.root / DATA_PATH.format(**loc),
                                 _table_bytes(pa.table(columns)))
 
@@ -543,7 +645,7 @@ class EpisodeStore:
                 "n_human_steps": np.array(
                     [int(np.sum(ep.controller == Controller.HUMAN)) for ep in episodes],
                     dtype=np.int64),
-            })
+            } | video_columns)
             # Commit point: once this file is in place the episodes are part of the store.
             _atomic_write_bytes(self.root / EPISODES_PATH.format(**loc), _table_bytes(meta))
             self._write_summary(episodes, total_episodes=int(ep_ids[-1]) + 1,

@@ -129,6 +129,9 @@ class OnlineConfig:
     one. ``workers`` workers of one CPU each collect the rollouts and run the evaluations."""
     max_steps: int | None = None
     """Episode step limit of rollouts and evaluation; defaults to the task's."""
+    video: bool = False
+    """Keep the rollouts' camera frames as MP4 videos (LeRobot's ``video`` features) instead of
+    PNG images; set when the run's rollout store is created."""
     seed: int = 0
     """Seed of sampling, noise and the operator."""
     rollout_seed_base: int = 10_000
@@ -491,7 +494,8 @@ def run_online(config: OnlineConfig, console: Console | None = None,
     store = EpisodeStore.open(rollouts_dir) if (rollouts_dir / "meta/info.json").exists() else \
         EpisodeStore.create(rollouts_dir, state_dim=sft.state_dim, action_dim=sft.action_dim,
                             fps=make_env(task).fps, robot_type="sawyer",
-                            image_shapes=dict.fromkeys(sft.config.cameras, (size, size, 3)))
+                            image_shapes=dict.fromkeys(sft.config.cameras, (size, size, 3)),
+                            video=config.video)
     trainer = RoundTrainer(config, sft, task.name, t_max=config.max_steps or task.max_steps,
                            demos=demos, rollouts=[store],
                            stages=expert_stages(task) if config.rule().critic == "progress"

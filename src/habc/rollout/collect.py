@@ -42,6 +42,9 @@ class CollectConfig:
     """Cameras recorded with every step (e.g. corner2), as LeRobot image features."""
     image_size: int = 64
     """Height and width of the recorded camera frames."""
+    video: bool = False
+    """Keep the camera frames as MP4 videos (LeRobot's ``video`` features, AV1) instead of PNG
+    images; a new dataset only (an existing one keeps its own format)."""
 
     def __post_init__(self) -> None:
         if self.num_episodes < 1:
@@ -69,7 +72,8 @@ def collect_demos(config: CollectConfig, *, show_progress: bool = True) -> dict[
     else:
         store = EpisodeStore.create(out, state_dim=task.state_dim, action_dim=task.action_dim,
                                     fps=env.fps, robot_type="sawyer",
-                                    image_shapes=dict.fromkeys(config.cameras, size))
+                                    image_shapes=dict.fromkeys(config.cameras, size),
+                                    video=config.video)
         used = set()
     actor = ExpertActor(make_expert(task), noise_std=config.action_noise,
                         rng=np.random.default_rng(config.noise_seed))
