@@ -59,3 +59,20 @@ def test_runner_records_frames_and_store_reads_them_back(tmp_path):
     with pytest.raises(StoreError, match="different sizes"):
         open_stores([root, tmp_path / "other"], cameras=("corner2",))
     env.close()
+
+
+def test_dropping_an_environment_leaves_another_ones_frames_intact():
+    """Regression: mujoco.Renderer.close freed its GL objects in another renderer's context,
+    so a second online run in one process rendered black frames."""
+    import gc
+
+    dropped = make_env(get_task("reach"), cameras=("corner2",), image_size=16)
+    dropped.reset(seed=6)
+    keep = make_env(get_task("reach"), cameras=("corner2",), image_size=16)
+    before = keep.reset(seed=5)[0]["image.corner2"]  # its context is the current one now
+    del dropped  # not closed: garbage collection frees the older renderer
+    gc.collect()
+    after = keep.reset(seed=5)[0]["image.corner2"]
+    assert before.std() > 10
+    np.testing.assert_array_equal(after, before)
+    keep.close()

@@ -66,5 +66,24 @@ class CameraRig:
         return frames
 
     def close(self) -> None:
-        """Release the GL context."""
-        self.renderer.close()
+        """Free the renderer's GL objects, then its GL context (safe to call twice).
+
+        ``mujoco.Renderer.close`` (MuJoCo 3.3) frees the GL context first and the MjrContext's
+        GL objects after it, so they are deleted in whatever context is current then: another
+        renderer's, whose objects carry the same ids. That blanked every later frame of the
+        other renderer (a second online run in one process rendered black frames). Here the
+        MjrContext goes first, with its own context current.
+        """
+        renderer = getattr(self, "renderer", None)  # None: __init__ stopped before it
+        if renderer is None:
+            return
+        gl, mjr = renderer._gl_context, renderer._mjr_context
+        if gl is not None and mjr is not None:
+            gl.make_current()
+            mjr.free()
+            renderer._mjr_context = None
+        renderer.close()
+
+    def __del__(self) -> None:
+        # An environment dropped without close() must not take another renderer's frames.
+        self.close()
