@@ -426,7 +426,8 @@ class EpisodeStore:
         if len(episodes) == 0:
             raise StoreError(f"episode store {self.root} holds no episodes")
         pairs = episodes[["data/chunk_index", "data/file_index"]].drop_duplicates()
-        pngs = [c for c in cameras if c not in self.video_keys]
+        videos = [c for c in cameras if c in self.video_keys]
+        pngs = [c for c in cameras if c not in videos]
         tables = []
         for chunk_index, file_index in pairs.itertuples(index=False):
             path = self.root / DATA_PATH.format(chunk_index=chunk_index, file_index=file_index)
@@ -460,8 +461,9 @@ class EpisodeStore:
             seed = np.full(len(episodes), -1, dtype=np.int64)
             task = np.array([str(t[0]) if len(t) else "" for t in episodes["tasks"]])
         images = {c: _decode_pngs(frames[IMAGE_PREFIX + c])[order] for c in pngs}
-        records = episodes.to_dict("records")
-        images |= {c: self._video_frames(records, c) for c in cameras if c in self.video_keys}
+        if videos:
+            records = episodes.to_dict("records")
+            images |= {c: self._video_frames(records, c) for c in videos}
         return StoreArrays(
             state=_column_matrix(frames[STATE_KEY], s_dim)[order],
             action=_column_matrix(frames[ACTION_KEY], a_dim)[order],
@@ -488,8 +490,7 @@ class EpisodeStore:
         """
         key = IMAGE_PREFIX + camera
         parts: list[npt.NDArray[np.uint8]] = []
-        decoded: tuple[Path | None, npt.NDArray[np.uint8]] = (None, np.zeros((0, 1, 1, 3),
-                                                                               np.uint8))
+        decoded: dict[Path, npt.NDArray[np.uint8]] = {}  # the file of the last row only
         for row in rows:
             try:
                 where = {"chunk_index": int(row[f"videos/{key}/chunk_index"]),
@@ -500,10 +501,10 @@ class EpisodeStore:
                                  f"does not locate its {key} video ({e})") from e
             path = self.root / str(self.info.get("video_path") or VIDEO_PATH).format(
                 video_key=key, **where)
-            if decoded[0] != path:
-                decoded = (path, decode_frames(path))
-            parts.append(episode_frames(decoded[1], start, int(row["length"]),
-                                              int(self.info["fps"]), path))
+            if path not in decoded:
+                decoded = {path: decode_frames(path)}
+            parts.append(episode_frames(decoded[path], start, int(row["length"]),
+                                        int(self.info["fps"]), path))
         return np.concatenate(parts)
 
     def read_images(self, episode_index: int, camera: str) -> npt.NDArray[np.uint8]:
@@ -595,7 +596,7 @@ class EpisodeStore:
                 STATE_KEY: _vector_column(np.concatenate([ep.state for ep in episodes])),
                 ACTION_KEY: _vector_column(np.concatenate([ep.action for ep in episodes])),
             }
-            for camera in set(self.image_keys) - set(self.video_keys):
+            for camera in [c for c in self.image_keys if c not in self.video_keys]:
                 columns[IMAGE_PREFIX + camera] = pa.array(
                     [{"bytes": _png_bytes(frame), "path": None}
                      for ep in episodes for frame in ep.images[camera]],

@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -91,28 +91,16 @@ def ray_map(address: str, workers: int, checkpoint: Path | None, items: Sequence
     ``init(its copy of checkpoint or None, *init_args)``. Afterwards the workers are stopped,
     and Ray is shut down if this call joined it.
     """
-    import ray
-    from ray.util import ActorPool
-
-    started = connect(address)
-    files = ray.put(checkpoint_files(checkpoint)) if checkpoint is not None else None
-    worker_cls: Any = ray.remote(num_cpus=1)(RayWorker)
-    actors: list[Any] = [worker_cls.remote(files, init, init_args)
-                         for _ in range(min(workers, len(items)))]
-    try:
-        pool: Any = ActorPool(actors)
-        yield from pool.map_unordered(lambda actor, item: actor.run.remote(fn, item), list(items))
-    finally:
-        for actor in actors:
-            ray.kill(actor)
-        if started:
-            ray.shutdown()
+    with RayDispatcher(address, min(workers, len(items)), checkpoint, init, init_args, fn,
+                       lambda item: item) as dispatcher:
+        for future in as_completed([dispatcher.submit(item) for item in items]):
+            yield future.result()
 
 
 class RayDispatcher:
     """Run ``fn(prepare(item))`` on Ray workers for items submitted while it runs.
 
-    Each of ``workers`` workers (one CPU each) first runs ``init(its copy of checkpoint,
+    Each of ``workers`` workers (one CPU each) first runs ``init(its copy of checkpoint or None,
     *init_args)``. ``submit`` queues an item and returns a future of its result; a worker that
     becomes idle takes the oldest queued item, and ``prepare(item)`` makes its argument at that
     moment, on this machine (in the thread that noticed the idle worker, so it must be cheap and
@@ -120,13 +108,13 @@ class RayDispatcher:
     workers are stopped, and Ray is shut down if this object joined it.
     """
 
-    def __init__(self, address: str, workers: int, checkpoint: Path,
+    def __init__(self, address: str, workers: int, checkpoint: Path | None,
                  init: Callable[..., None], init_args: tuple[Any, ...],
                  fn: Callable[[Any], Any], prepare: Callable[[Any], Any]) -> None:
         import ray
 
         self._started = connect(address)
-        files = ray.put(checkpoint_files(checkpoint))
+        files = ray.put(checkpoint_files(checkpoint)) if checkpoint is not None else None
         worker_cls: Any = ray.remote(num_cpus=1)(RayWorker)
         self._actors: list[Any] = [worker_cls.remote(files, init, init_args)
                                    for _ in range(workers)]
