@@ -164,6 +164,12 @@ def test_presets_and_bad_specs(tmp_path):
         .learner.advantage_scale == "robust"
     assert _online_config(sharp, tmp_path, "habc", tmp_path / "habc", 3, 0) \
         .learner.advantage_scale == "std"
+    chunked = ExperimentSpec.from_json({"name": "x", "tasks": [["reach", 2]],
+                                        "advantage_horizon": 8})
+    assert _online_config(chunked, tmp_path, "habc", tmp_path / "habc", 3, 0) \
+        .learner.advantage_horizon == 8
+    assert _online_config(sharp, tmp_path, "habc", tmp_path / "habc", 3, 0) \
+        .learner.advantage_horizon == 1
     base = ExperimentConfig(preset="benchmark-3k").spec()
     assert {k: v for k, v in mc.__dict__.items() if k not in ("name", "description", "critic")} \
         == {k: v for k, v in base.__dict__.items() if k not in ("name", "description", "critic")}
@@ -192,6 +198,8 @@ def test_presets_and_bad_specs(tmp_path):
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "actor_batches": "all"}))
     assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "advantage_scale": "mad"}))
+    assert main(["experiment", "--config-file", str(spec)]) == 2
+    spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "advantage_horizon": 0}))
     assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]],
                                 "operator": {"help_prob": 2.0}}))

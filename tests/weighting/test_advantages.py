@@ -18,6 +18,17 @@ def test_viability_and_efficiency_advantages():
     assert torch.allclose(adv.efficiency_advantage(t([10.0]), t([6.0]), 3), t([1.0]))
 
 
+def test_k_step_efficiency_advantage_charges_only_the_steps_left():
+    # k = 8 in an episode of T = 20 steps: t = 5 has 15 steps left, t = 17 has 3, t = 19 has 1
+    steps = adv.advantage_steps(t([15, 3, 1]), 8)
+    assert torch.equal(steps, t([8, 3, 1]))
+    # success at the end: e(o_{t+k}) := 0; e(o_17) = 3 expected 3 steps, and took them: A_e = 0
+    # (charging k = 8 would give 3 - 8 - 0 = -5); e(o_5) = 16, e(o_13) = 7: 16 - 8 - 7 = 1
+    a_e = adv.efficiency_advantage(t([16.0, 3.0, 1.0]), t([7.0, 0.0, 0.0]), steps)
+    assert torch.allclose(a_e, t([1.0, 0.0, 0.0]))
+    assert torch.equal(adv.advantage_steps(t([1, 4]), 1), t([1, 1]))  # k = 1: always 1
+
+
 def test_episode_end_values():
     v_next, e_next = t([0.3, 0.3, 0.3]), t([4.0, 4.0, 4.0])
     exists = t([True, False, False])

@@ -71,6 +71,8 @@ class ExperimentSpec:
     """Temperature of the HABC methods' bounded weight exp(A / beta) (SPEC §4)."""
     advantage_scale: Literal["std", "robust"] = "std"
     """Running scale of the HABC methods' advantages (see LearnerConfig)."""
+    advantage_horizon: int = 1
+    """k of the HABC methods' k-step advantages (SPEC §4; paper: 1, one step)."""
     actor_batches: Literal["shared", "weighted"] = "shared"
     """Actor batches of the HABC methods (see LearnerConfig); other methods always share."""
     imitate_failed_takeovers: bool = True
@@ -116,7 +118,7 @@ class ExperimentSpec:
                self.eval_trials, self.sft_steps, self.late_rounds) < 1 or self.step2_rounds < 0:
             raise ConfigError("rounds, rollouts, steps and trials must be >= 1")
         LearnerConfig(advantage_scale=self.advantage_scale,  # it checks the values itself
-                      actor_ema=self.actor_ema)
+                      advantage_horizon=self.advantage_horizon, actor_ema=self.actor_ema)
         if self.actor_batches not in ("shared", "weighted"):
             raise ConfigError("actor_batches must be 'shared' or 'weighted'")
         if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
@@ -285,7 +287,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         seed=seed, max_steps=spec.max_steps, operator=spec.operator,
         num_threads=1, learner=LearnerConfig(
             batch_size=spec.batch_size, critic=spec.critic, advantage_scale=spec.advantage_scale,
-            actor_ema=spec.actor_ema,
+            advantage_horizon=spec.advantage_horizon, actor_ema=spec.actor_ema,
             actor_batches=spec.actor_batches if habc else "shared",
             critic_steps_per_round=spec.critic_steps_per_round if habc else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers

@@ -512,7 +512,8 @@ class OnlineLearner:
             episode_success=torch.from_numpy(data.labels.episode_success[anchors]),
             e_last=e_last, v_max=self.config.critic.v_max)
         a_v = adv.viability_advantage(v_t, v_k)
-        a_e = adv.efficiency_advantage(e_t, e_k, k)
+        steps_left = torch.from_numpy(data.last[anchors] - anchors + 1)
+        a_e = adv.efficiency_advantage(e_t, e_k, adv.advantage_steps(steps_left, k))
         scored = (kind != FrameKind.DEMO) & (kind != FrameKind.PRE_INTERVENTION)
         return HabcSignals(a_v=a_v, a_e=a_e, v_t=v_t,
                            scale_v=self.scale_v.update(a_v[scored]),

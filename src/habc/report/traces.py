@@ -89,7 +89,7 @@ class RunCritic:
             episode_success=torch.full((e - s,), success),
             e_last=eff[-1].expand(e - s), v_max=self.critic.config.v_max)
         a_v = adv.viability_advantage(v, v_k)
-        a_e = adv.efficiency_advantage(eff, e_k, self.k)
+        a_e = adv.efficiency_advantage(eff, e_k, adv.advantage_steps(e - s - t, self.k))
         gate = self.rule.gate_values(v)
         merged = adv.merged_advantage(a_v, a_e, gate, self.scale_v, self.scale_e)
         w = adv.bounded_weight(merged, beta=self.rule.beta, w_min=self.rule.w_min,

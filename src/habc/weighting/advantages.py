@@ -41,9 +41,27 @@ def viability_advantage(v_t: Tensor, v_next: Tensor) -> Tensor:
     return v_next - v_t
 
 
-def efficiency_advantage(e_t: Tensor, e_next: Tensor, k: int) -> Tensor:
-    """``A_e = e(o_t) - k - e(o_{t+k})``: positive when progress beats one step per step."""
-    return e_t - k - e_next
+def advantage_steps(steps_left: Tensor, k: int) -> Tensor:
+    """Steps that ``A_e`` charges between ``o_t`` and ``o_{t+k}``: ``min(k, T - t)``.
+
+    Inside the episode that is ``k``. Past its last step the episode-end values stand for the
+    state the episode ended in, reached after the ``T - t`` steps it had left, so no more are
+    charged: a successful window that reaches success exactly as fast as ``e(o_t)`` expected
+    gets ``A_e = 0`` for every ``k``. With ``k = 1`` (the paper's) it is always 1.
+
+    Args:
+        steps_left: (B,) ``T - t``, steps from the sample to its episode's end (>= 1).
+        k: advantage horizon.
+    """
+    return steps_left.clamp(max=k)
+
+
+def efficiency_advantage(e_t: Tensor, e_next: Tensor, steps: Tensor | int) -> Tensor:
+    """``A_e = e(o_t) - steps - e(o_{t+k})``: positive when progress beats one step per step.
+
+    ``steps`` is ``k``, or ``advantage_steps`` where windows can reach past the episode's end.
+    """
+    return e_t - steps - e_next
 
 
 def gate_linear(v_t: Tensor) -> Tensor:
