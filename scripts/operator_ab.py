@@ -24,7 +24,7 @@ import tyro
 from habc.envs.registry import get_task, make_expert
 from habc.episodes.episode import Controller, EpisodeSource
 from habc.errors import ConfigError
-from habc.policy.policy import load_policy
+from habc.policy.backend import load_policy
 from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.operator import OperatorConfig, SimulatedOperator, takeover_endings
 from habc.rollout.runner import run_episode

@@ -26,7 +26,7 @@ from habc.envs.expert_phases import ExpertPhases
 from habc.envs.registry import get_task
 from habc.episodes.store import open_stores
 from habc.learner.online import LearnerConfig, OnlineLearner, prepare_data
-from habc.policy.policy import load_policy
+from habc.policy.backend import load_policy
 from habc.progress.targets import chunk_progress_weight
 from habc.weighting.rules import RULES
 

@@ -30,7 +30,7 @@ from habc.cli import main as habc
 from habc.envs.registry import TaskSpec
 from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore
-from habc.policy.policy import load_policy
+from habc.policy.backend import load_policy
 from habc.rollout.actors import ExpertActor, PolicyActor
 from habc.rollout.runner import run_episode
 

@@ -24,8 +24,8 @@ from habc.experiments.experiment import (
 )
 from habc.experiments.rescore import check_block, final_checkpoints, rescored_table
 from habc.experiments.tables import run_label, step2_source
+from habc.policy.backend import load_policy
 from habc.policy.config import PolicyConfig
-from habc.policy.policy import load_policy
 from habc.rollout.operator import OperatorConfig
 
 

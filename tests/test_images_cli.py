@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from habc.cli import main
 from habc.episodes.store import EpisodeStore, open_stores
-from habc.policy.policy import load_policy
+from habc.policy.backend import load_policy
 from habc.report.traces import RunCritic
 
 TINY_CAMERA_POLICY = ["--policy.hidden-dim", "32", "--policy.num-blocks", "1",

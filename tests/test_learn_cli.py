@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from habc.cli import main
 from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore
-from habc.policy.policy import Observation, load_policy
+from habc.policy.backend import Observation, load_policy
 from tests.conftest import TINY_POLICY, make_episode
 from tests.test_online_cli import TINY_ONLINE
 

@@ -13,7 +13,7 @@ from habc.cli import main
 from habc.episodes.store import EpisodeStore
 from habc.evaluation import evaluate
 from habc.experiments import online
-from habc.policy.policy import CONFIG_FILE, WEIGHTS_FILE
+from habc.policy.backend import CONFIG_FILE, WEIGHTS_FILE
 from habc.rollout.ray_workers import RayDispatcher, ray_map
 from tests.test_online_cli import TINY_ONLINE
 

@@ -18,7 +18,7 @@ import torch
 
 from habc.envs.registry import eval_seeds, get_task
 from habc.episodes.episode import Controller, EpisodeSource
-from habc.policy.policy import load_policy
+from habc.policy.backend import load_policy
 from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.runner import run_episode
 

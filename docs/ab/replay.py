@@ -16,7 +16,7 @@ import torch
 
 from habc.envs.registry import get_task
 from habc.episodes.episode import Episode, EpisodeSource
-from habc.policy.policy import load_policy
+from habc.policy.backend import load_policy
 from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.runner import run_episode
 

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from habc.errors import CheckpointError, ConfigError
+from habc.policy.backend import Observation, load_policy
 from habc.policy.config import PolicyConfig
-from habc.policy.policy import FlowMatchingPolicy, Observation, load_policy
+from habc.policy.policy import FlowMatchingPolicy
 
 SMALL = PolicyConfig(chunk_horizon=4, exec_horizon=2, hidden_dim=32, num_blocks=1,
                      time_embed_dim=8, num_inference_steps=3)

@@ -21,7 +21,7 @@ from habc.envs.registry import check_eval_seeds, eval_seeds, get_task, make_env,
 from habc.episodes.episode import EpisodeSource
 from habc.errors import CheckpointError, ConfigError
 from habc.evaluation.stats import failures_by_stage, mean_success_length, wilson_interval
-from habc.policy.policy import FlowMatchingPolicy, load_policy
+from habc.policy.backend import ChunkPolicy, load_policy
 from habc.rollout.actors import (
     Actor,
     ExpertActor,
@@ -92,7 +92,7 @@ class EvalConfig:
         return list(self.seeds) if self.seeds else eval_seeds(self.num_trials, self.seed_offset)
 
 
-def check_fits(policy: FlowMatchingPolicy, env: MetaWorldTaskEnv, checkpoint: Path) -> None:
+def check_fits(policy: ChunkPolicy, env: MetaWorldTaskEnv, checkpoint: Path) -> None:
     """Raise ``CheckpointError`` if the policy's shapes do not fit the task."""
     state_dim, action_dim = env.state_dim, env.action_dim
     if (policy.state_dim, policy.action_dim) != (state_dim, action_dim):

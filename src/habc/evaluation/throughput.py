@@ -14,7 +14,7 @@ from habc.envs.registry import eval_seeds, get_task
 from habc.episodes.episode import EpisodeSource
 from habc.errors import ConfigError
 from habc.evaluation.evaluate import check_fits
-from habc.policy.policy import load_policy
+from habc.policy.backend import load_policy
 from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.runner import run_episode
 

@@ -44,7 +44,7 @@ from habc.experiments.online import (
     write_run_config,
 )
 from habc.learner.online import LearnerConfig, TrainingData
-from habc.policy.policy import load_policy
+from habc.policy.backend import load_policy
 from habc.weighting.rules import HabcRule, RecapRule, RejectionRule
 
 

@@ -72,7 +72,7 @@ from habc.learner.online import (
     prepare_data,
     restore_checkpoint,
 )
-from habc.policy.policy import FlowMatchingPolicy, load_policy
+from habc.policy.backend import ChunkPolicy, load_policy
 from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
 from habc.rollout.ray_workers import RayDispatcher, checkpoint_files, ray_map, write_checkpoint
@@ -418,7 +418,7 @@ class RoundTrainer:
     ``policies/v000`` (if not yet there) and resumes the learner from ``learner/latest``.
     """
 
-    def __init__(self, config: OnlineConfig, sft: FlowMatchingPolicy, task: str, *,
+    def __init__(self, config: OnlineConfig, sft: ChunkPolicy, task: str, *,
                  t_max: int, demos: Sequence[Path], rollouts: Sequence[EpisodeStore],
                  stages: StageLabels | None) -> None:
         """``t_max``: the episode step limit; ``stages``: where rabc's stage labels come from."""

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from habc.episodes.store import StoreArrays
 from habc.episodes.windows import chunk_indices
-from habc.policy.policy import Observation
+from habc.policy.backend import Observation
 
 
 @dataclass(frozen=True)

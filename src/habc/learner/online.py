@@ -45,7 +45,7 @@ from habc.learner.batches import frames_at, gather_windows
 from habc.learner.optim_state import flatten_optimizer, restore_optimizer
 from habc.networks import ImageEncoder
 from habc.policy import flow_matching as fm
-from habc.policy.policy import FlowMatchingPolicy, load_policy
+from habc.policy.backend import ChunkPolicy, load_policy
 from habc.progress.model import ProgressConfig, ProgressModel
 from habc.progress.targets import dense_progress, progress_mse, within_stage_progress
 from habc.weighting import advantages as adv
@@ -271,7 +271,7 @@ def _in_chunks(fn: Callable[[npt.NDArray[np.int64]], tuple[Tensor, ...]],
 class OnlineLearner:
     """Actor + critic(s) + optimisers + running statistics of one online run."""
 
-    def __init__(self, policy: FlowMatchingPolicy, rule: WeightingRule, config: LearnerConfig,
+    def __init__(self, policy: ChunkPolicy, rule: WeightingRule, config: LearnerConfig,
                  *, t_max: int, method: str, num_stages: int | None = None) -> None:
         """``num_stages``: K of the task's stage labels, needed by a rule on the progress model."""
         self.policy = policy
@@ -285,7 +285,7 @@ class OnlineLearner:
         self.scale_v = adv.RunningScale(estimator=config.advantage_scale)
         self.scale_e = adv.RunningScale(estimator=config.advantage_scale)
         self.recap_threshold = 0.0
-        self.actor_ema: FlowMatchingPolicy | None = None
+        self.actor_ema: ChunkPolicy | None = None
         self._ema_decay = config.actor_ema or 0.0
         if config.actor_ema is not None:
             self.actor_ema = copy.deepcopy(policy).requires_grad_(False)
@@ -643,7 +643,7 @@ class OnlineLearner:
         self.recap_threshold = float(torch.quantile(residual, self.rule.pass_quantile))
 
     # ------------------------------------------------------------------------- save / load
-    def deployed_policy(self) -> FlowMatchingPolicy:
+    def deployed_policy(self) -> ChunkPolicy:
         """The policy to publish: the weight average with ``actor_ema``, else the actor."""
         if self.actor_ema is None:
             return self.policy

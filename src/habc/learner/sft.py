@@ -27,8 +27,9 @@ from habc.errors import ConfigError, StoreError, UnknownTaskError
 from habc.learner.batches import gather_windows
 from habc.learner.optim_state import flatten_optimizer, restore_optimizer
 from habc.policy import flow_matching as fm
+from habc.policy.backend import ChunkPolicy, load_policy
 from habc.policy.config import PolicyConfig
-from habc.policy.policy import FlowMatchingPolicy, load_policy
+from habc.policy.policy import FlowMatchingPolicy
 
 OPTIMIZER_FILE = "optimizer.safetensors"
 
@@ -63,6 +64,10 @@ class TrainConfig:
     """torch CPU threads (this machine kind has 2 cores)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Policy architecture."""
+    init_checkpoint: Path | None = None
+    """Fine-tune this checkpoint instead of a new flow-matching policy: any ``ChunkPolicy``
+    backend (``habc.policy.backend``), such as the adapter of a pretrained VLA. Its own
+    architecture, state normalisation and action bounds are kept; ``--policy.*`` is ignored."""
 
     def __post_init__(self) -> None:
         if not self.datasets:
@@ -129,23 +134,34 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     run_dir = Path(config.run_dir)
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last"
-    arrays = open_stores(config.datasets, config.policy.cameras)
-    check_image_size(arrays, config.policy)
-    task = single_task(arrays)
-    prompt = task.replace("-", " ")
-
+    start_step = 0
+    policy: ChunkPolicy | None = None
     if last.exists():
         policy = load_policy(last)
         start_step = int(policy.meta.get("step", 0))
-        if policy.config != config.policy:
+        if config.init_checkpoint is None and policy.config != config.policy:
             raise ConfigError(f"{run_dir} was started with another policy config; use a new "
                               "--run-dir")
-    else:
+    elif config.init_checkpoint is not None:
+        policy = load_policy(config.init_checkpoint)
+    policy_config = config.policy if policy is None else policy.config
+    arrays = open_stores(config.datasets, policy_config.cameras)
+    check_image_size(arrays, policy_config)
+    task = single_task(arrays)
+    prompt = task.replace("-", " ")
+    if policy is None:
         torch.manual_seed(config.seed)
         policy = FlowMatchingPolicy(config.policy, arrays.state.shape[1], arrays.action.shape[1],
                                     meta={"task": task, "policy_version": 0})
         policy.normalizer.fit(arrays.state, *action_bounds(task, arrays.action))
-        start_step = 0
+    elif start_step == 0:  # a fresh fine-tune of the initial checkpoint
+        widths = (arrays.state.shape[1], arrays.action.shape[1])
+        if (policy.state_dim, policy.action_dim) != widths:
+            raise ConfigError(f"{config.init_checkpoint} takes states of width "
+                              f"{policy.state_dim} and actions of width {policy.action_dim}; "
+                              f"the datasets have {widths[0]} and {widths[1]}")
+        policy.meta = {"task": task, "policy_version": 0,
+                       "init_checkpoint": str(config.init_checkpoint)}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(_config_json(config))
 
@@ -172,8 +188,7 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     window_start, window_samples, losses = time.perf_counter(), 0, []
 
     def save(step: int) -> None:
-        meta = {"step": step, "task": task,
-                "datasets": [str(d) for d in config.datasets]}
+        meta = {"step": step, "task": task, "datasets": [str(d) for d in config.datasets]}
         for target in (ckpt_dir / f"step_{step:06d}", last):
             policy.save(target, **meta)
         save_file(flatten_optimizer("adamw", optimizer), str(last / OPTIMIZER_FILE))
@@ -189,7 +204,7 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
             for group in optimizer.param_groups:
                 group["lr"] = lr
             anchors = rng.integers(0, arrays.num_frames, size=config.batch_size)
-            batch = gather_windows(arrays, anchors, config.policy.chunk_horizon, prompt)
+            batch = gather_windows(arrays, anchors, policy_config.chunk_horizon, prompt)
             losses_i = policy.per_sample_loss(batch.obs, batch.actions, batch.valid, generator)
             weights = torch.ones(len(anchors))  # SFT: every demo window has weight 1
             loss = fm.weighted_loss(losses_i, weights, n_valid=len(anchors))

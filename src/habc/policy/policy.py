@@ -1,21 +1,14 @@
-"""Flow-matching action-chunk policy: normalisation, velocity network, sampling, checkpoints.
+"""The built-in actor: a flow-matching action-chunk policy.
 
-Checkpoints are a directory with ``model.safetensors`` (network weights and normalisation
-statistics) and ``config.json`` (architecture, shapes, task, training step). Loading never
-unpickles anything.
+Normalisation, velocity network and sampling; its checkpoints are ``ChunkPolicy`` ones
+(``habc.policy.backend``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from habc.errors import CheckpointError
@@ -29,28 +22,11 @@ from habc.networks import (
     time_embedding,
 )
 from habc.policy import flow_matching as fm
+from habc.policy.backend import ChunkPolicy, Observation
 from habc.policy.config import PolicyConfig
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
-
-@dataclass(frozen=True)
-class Observation:
-    """A batch of policy inputs (SPEC §1's observation dict).
-
-    Attributes:
-        state: (B, S) raw proprio/state.
-        prompt: task prompt; single-task state policies ignore it, language backends use it.
-        images: camera name -> (B, H, W, 3) uint8; exactly the policy's cameras.
-    """
-
-    state: Tensor
-    prompt: str = ""
-    images: dict[str, Tensor] = dataclasses.field(default_factory=dict)
-
-
-class FlowMatchingPolicy(nn.Module):
+class FlowMatchingPolicy(ChunkPolicy):
     """Predicts an action chunk (H, A) from an observation with conditional flow matching."""
 
     def __init__(self, config: PolicyConfig, state_dim: int, action_dim: int,
@@ -132,50 +108,3 @@ class FlowMatchingPolicy(nn.Module):
         x0 = fm.euler_sample(lambda x, tau: self.velocity(x, tau, features), noise,
                              self.config.num_inference_steps)
         return self.normalizer.unaction(x0.clamp(-1.0, 1.0))
-
-    # --------------------------------------------------------------------------- checkpoints
-    def save(self, directory: Path, **extra_meta: Any) -> None:
-        """Write ``model.safetensors`` + ``config.json`` into ``directory`` (atomically)."""
-        directory = Path(directory)
-        tmp = directory.with_name(f".{directory.name}.tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        save_file(tensors, str(tmp / WEIGHTS_FILE))
-        payload = {"policy": dataclasses.asdict(self.config), "state_dim": self.state_dim,
-                   "action_dim": self.action_dim, "meta": self.meta | extra_meta}
-        (tmp / CONFIG_FILE).write_text(json.dumps(payload, indent=2))
-        if directory.exists():
-            for f in directory.iterdir():
-                f.unlink()
-            directory.rmdir()
-        tmp.rename(directory)
-
-
-def load_policy(directory: Path) -> FlowMatchingPolicy:
-    """Load a checkpoint directory written by ``FlowMatchingPolicy.save``.
-
-    Raises:
-        CheckpointError: naming the file, if it is missing or corrupt.
-    """
-    directory = Path(directory)
-    cfg_path, w_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    for path in (cfg_path, w_path):
-        if not path.exists():
-            raise CheckpointError(f"not a habc checkpoint: {path} is missing")
-    try:
-        payload = json.loads(cfg_path.read_text())
-        config = PolicyConfig(**payload["policy"])
-        policy = FlowMatchingPolicy(config, int(payload["state_dim"]), int(payload["action_dim"]),
-                                    meta=payload.get("meta", {}))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise CheckpointError(f"corrupt checkpoint config {cfg_path}: {e}") from e
-    try:
-        tensors = load_file(str(w_path))
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"corrupt checkpoint weights {w_path}: {e}") from e
-    try:
-        policy.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise CheckpointError(f"weights in {w_path} do not fit {cfg_path}: {e}") from e
-    policy.eval()
-    return policy

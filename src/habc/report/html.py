@@ -23,7 +23,7 @@ from habc.episodes.episode import EpisodeSource
 from habc.errors import ConfigError, HabcError
 from habc.evaluation.evaluate import STAGE_KEYS, format_stage_counts
 from habc.experiments.tables import load_rounds, run_label
-from habc.policy.policy import load_policy
+from habc.policy.backend import load_policy
 from habc.report import figures
 from habc.report.traces import RunCritic, pick_episodes
 from habc.rollout.actors import PolicyActor, make_policy_env

@@ -20,7 +20,7 @@ from habc.critic.config import CriticConfig
 from habc.critic.networks import DualHeadCritic
 from habc.episodes.store import EpisodeStore, StoreArrays
 from habc.errors import HabcError
-from habc.policy.policy import load_policy
+from habc.policy.backend import load_policy
 from habc.weighting import advantages as adv
 from habc.weighting.rules import HabcRule
 

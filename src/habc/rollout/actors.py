@@ -18,7 +18,7 @@ from habc.envs.cameras import obs_images
 from habc.envs.registry import TaskSpec, make_env
 from habc.episodes.episode import Controller
 from habc.errors import ConfigError
-from habc.policy.policy import FlowMatchingPolicy, Observation
+from habc.policy.backend import ChunkPolicy, Observation
 
 if TYPE_CHECKING:
     from habc.envs.metaworld_env import MetaWorldTaskEnv
@@ -58,14 +58,14 @@ class ExpertActor:
         return np.clip(action, -1.0, 1.0).astype(np.float32), Controller.HUMAN, -1
 
 
-def make_policy_env(task: TaskSpec, policy: FlowMatchingPolicy, *,
+def make_policy_env(task: TaskSpec, policy: ChunkPolicy, *,
                     max_steps: int | None = None) -> MetaWorldTaskEnv:
     """``task``'s environment, rendering the cameras that ``policy`` sees."""
     return make_env(task, max_steps=max_steps, cameras=policy.config.cameras,
                     image_size=policy.config.image_size)
 
 
-def resolve_exec_horizon(policy: FlowMatchingPolicy, exec_horizon: int | None) -> int:
+def resolve_exec_horizon(policy: ChunkPolicy, exec_horizon: int | None) -> int:
     """Actions to execute from each predicted chunk: ``exec_horizon``, or the policy's own.
 
     Raises:
@@ -81,7 +81,7 @@ def resolve_exec_horizon(policy: FlowMatchingPolicy, exec_horizon: int | None) -
 class PolicyActor:
     """Runs a chunk policy with receding horizon: predict H actions, execute the first K."""
 
-    def __init__(self, policy: FlowMatchingPolicy, *, prompt: str, version: int,
+    def __init__(self, policy: ChunkPolicy, *, prompt: str, version: int,
                  generator: torch.Generator, exec_horizon: int | None = None) -> None:
         """``exec_horizon``: actions executed from each chunk; None: the policy's own K."""
         self.exec_horizon = resolve_exec_horizon(policy, exec_horizon)

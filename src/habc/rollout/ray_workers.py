@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from habc.errors import ConfigError
-from habc.policy.policy import CONFIG_FILE, WEIGHTS_FILE
+from habc.policy.backend import CONFIG_FILE, WEIGHTS_FILE
 
 
 def checkpoint_files(directory: Path) -> dict[str, bytes]:
