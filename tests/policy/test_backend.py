@@ -92,6 +92,8 @@ def test_a_custom_backend_fine_tunes_trains_online_and_evaluates(tmp_path):
                  str(tmp_path / "sft"), "--init-checkpoint", str(tmp_path / "init"),
                  "--steps", "12", "--batch-size", "8"]) == 0  # resumes from step 10
     assert load_policy(sft).meta["step"] == 12
+    assert main(["train", "--datasets", str(tmp_path / "demos"), "--run-dir",
+                 str(tmp_path / "sft"), "--steps", "14"]) == 2  # not from a new policy
     assert main(["online", "--sft-checkpoint", str(sft), "--run-dir", str(tmp_path / "online"),
                  "--method", "habc", "--rounds", "1", *TINY_ONLINE]) == 0
     v1 = tmp_path / "online/policies/v001"

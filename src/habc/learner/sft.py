@@ -139,7 +139,13 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     if last.exists():
         policy = load_policy(last)
         start_step = int(policy.meta.get("step", 0))
-        if config.init_checkpoint is None and policy.config != config.policy:
+        started_from = policy.meta.get("init_checkpoint")
+        wanted = None if config.init_checkpoint is None else str(config.init_checkpoint)
+        if started_from != wanted:
+            raise ConfigError(f"{run_dir} was started from "
+                              f"{started_from or 'a new policy'}, not {wanted or 'a new policy'}; "
+                              "pass the same --init-checkpoint or use a new --run-dir")
+        if wanted is None and policy.config != config.policy:
             raise ConfigError(f"{run_dir} was started with another policy config; use a new "
                               "--run-dir")
     elif config.init_checkpoint is not None:
