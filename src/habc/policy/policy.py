@@ -79,17 +79,7 @@ class FlowMatchingPolicy(ChunkPolicy):
 
     def per_sample_loss(self, obs: Observation, actions: Tensor, valid: Tensor,
                         generator: torch.Generator | None = None) -> Tensor:
-        """Flow-matching loss per sample.
-
-        Args:
-            obs: batch of B observations.
-            actions: (B, H, A) raw action chunks.
-            valid: (B, H, A) bool, False on padded chunk steps and masked action dims.
-            generator: optional generator for the noise and flow times.
-
-        Returns:
-            (B,) per-sample losses ``l_i``.
-        """
+        """Flow-matching loss per sample; shapes as in ``ChunkPolicy.per_sample_loss``."""
         a = self.normalizer.action(actions)
         noise = torch.randn(a.shape, generator=generator, dtype=a.dtype)
         tau = fm.sample_flow_time(a.shape[0], alpha=self.config.flow_time_alpha,
