@@ -54,7 +54,7 @@ def main(args: Args) -> None:
         interior = np.concatenate([np.arange(len(t.kind)) < len(t.kind) - critic.k
                                    for t in traces])
         success = np.concatenate([np.full(len(t.kind), t.success) for t in traces])
-        scored = kind != FrameKind.PRE_INTERVENTION
+        scored = ~np.isin(kind, [FrameKind.PRE_INTERVENTION, FrameKind.BOUNDARY])
         bulk = scored & interior
         own = success & np.isin(kind, [FrameKind.AUTONOMOUS, FrameKind.SUFFIX])
         wo = w[own]

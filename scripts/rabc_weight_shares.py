@@ -50,6 +50,7 @@ def main(args: Args) -> None:
     data = prepare_data(arrays, horizon=policy.config.chunk_horizon, k=1, naive=False,
                         critic_use_demos=False,
                         validation_every=config["learner"]["validation_every"],
+                        boundary_margin=config["learner"].get("boundary_margin", 0),
                         stage=phases(arrays.state))
     learner = OnlineLearner(policy, RULES["rabc"], LearnerConfig(), t_max=task.max_steps,
                             method="rabc", num_stages=phases.num_stages)

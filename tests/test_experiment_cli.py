@@ -170,6 +170,13 @@ def test_presets_and_bad_specs(tmp_path):
         .learner.advantage_horizon == 8
     assert _online_config(sharp, tmp_path, "habc", tmp_path / "habc", 3, 0) \
         .learner.advantage_horizon == 1
+    guarded = ExperimentSpec.from_json({"name": "x", "tasks": [["reach", 2]],
+                                        "boundary_margin": 16})
+    for method in ("dagger", "habc"):  # every method that reads the controller labels
+        assert _online_config(guarded, tmp_path, method, tmp_path / method, 3, 0) \
+            .learner.boundary_margin == 16
+    assert _online_config(sharp, tmp_path, "habc", tmp_path / "habc", 3, 0) \
+        .learner.boundary_margin == 0
     base = ExperimentConfig(preset="benchmark-3k").spec()
     assert {k: v for k, v in mc.__dict__.items() if k not in ("name", "description", "critic")} \
         == {k: v for k, v in base.__dict__.items() if k not in ("name", "description", "critic")}
@@ -200,6 +207,8 @@ def test_presets_and_bad_specs(tmp_path):
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "advantage_scale": "mad"}))
     assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "advantage_horizon": 0}))
+    assert main(["experiment", "--config-file", str(spec)]) == 2
+    spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]], "boundary_margin": -1}))
     assert main(["experiment", "--config-file", str(spec)]) == 2
     spec.write_text(json.dumps({"name": "x", "tasks": [["reach", 2]],
                                 "operator": {"help_prob": 2.0}}))

@@ -1,11 +1,13 @@
 """Hand-computed credit assignment for the six episode shapes of the issue."""
 
 import numpy as np
+import pytest
 
 from habc.credit.labels import (
     NO_LABEL,
     FrameKind,
     assign_credit,
+    boundary_band,
     failed_takeover_frames,
     intervention_min_steps,
     intervention_windows,
@@ -13,8 +15,8 @@ from habc.credit.labels import (
 )
 
 P, H = 0, 1
-D, A, PRE, HU, S = (FrameKind.DEMO, FrameKind.AUTONOMOUS, FrameKind.PRE_INTERVENTION,
-                    FrameKind.HUMAN, FrameKind.SUFFIX)
+D, A, PRE, HU, S, B = (FrameKind.DEMO, FrameKind.AUTONOMOUS, FrameKind.PRE_INTERVENTION,
+                       FrameKind.HUMAN, FrameKind.SUFFIX, FrameKind.BOUNDARY)
 N = NO_LABEL
 
 
@@ -84,6 +86,33 @@ def test_naive_credit_labels_every_rollout_step():
     assert lab.succ_target_valid.tolist() == [True] * 4
 
 
+def test_boundary_band_marks_margin_steps_each_side_of_a_logged_change():
+    # episode 0 [0, 10): human 3-5, so changes at 3 and 6; episode 1 [10, 14): human from its
+    # first frame (not a change: a new episode) to 11, policy from 12, a change at 12.
+    c = np.array([P, P, P, H, H, H, P, P, P, P, H, H, P, P])
+    starts, ends = np.array([0, 10]), np.array([10, 14])
+    # margin 1: b - 1 .. b for each change b
+    assert np.flatnonzero(boundary_band(c, starts, ends, 1)).tolist() == [2, 3, 5, 6, 11, 12]
+    # margin 2: 1-4 and 4-7 in episode 0; 10-13 in episode 1, clipped to the episode
+    assert np.flatnonzero(boundary_band(c, starts, ends, 2)).tolist() == \
+        [1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13]
+    assert not boundary_band(c, starts, ends, 0).any()
+    with pytest.raises(ValueError, match="margin"):
+        boundary_band(c, starts, ends, -1)
+
+
+def test_boundary_margin_takes_credit_from_frames_near_a_takeover_boundary():
+    # policy 0-2, human 3-5, policy 6-9, success; changes at 3 and 6, margin 1: 2, 3, 5, 6
+    lab = credit([P, P, P, H, H, H, P, P, P, P], True, boundary_margin=1)
+    assert lab.kind.tolist() == [PRE, PRE, B, B, HU, B, B, S, S, S]
+    assert lab.outcome_label.tolist() == [N, N, N, N, N, N, N, 1, 1, 1]
+    assert lab.succ_target_valid.tolist() == [False] * 4 + [True] + [False] * 2 + [True] * 3
+    # naive credit ignores the controller, and so the margin; demos have no takeover
+    naive = credit([P, H, H, P], True, naive=True, boundary_margin=1)
+    assert naive.outcome_label.tolist() == [1, 1, 1, 1]
+    assert credit([P, H, P], True, source="demo", boundary_margin=5).kind.tolist() == [D] * 3
+
+
 def test_segments_restart_at_episode_boundaries():
     c = np.array([P, P, H, H, P, P])  # episodes [0, 3) and [3, 6)
     assert segment_ids(c, np.array([0, 3])).tolist() == [0, 0, 1, 2, 3, 3]
@@ -109,7 +138,8 @@ def test_intervention_windows_need_ceil_h_over_5_human_steps():
     assert got.tolist() == [True, True, False]
 
 
-def test_vectorised_credit_agrees_with_loop(rng):
+@pytest.mark.parametrize("margin", [0, 2])
+def test_vectorised_credit_agrees_with_loop(rng, margin):
     """Random multi-episode arrays against a plain per-episode loop of the SPEC table."""
     lengths = rng.integers(1, 12, size=40)
     ends = np.cumsum(lengths)
@@ -118,13 +148,16 @@ def test_vectorised_credit_agrees_with_loop(rng):
     sources = rng.choice(["demo", "rollout"], size=len(lengths), p=[0.2, 0.8])
     success = rng.random(len(lengths)) < 0.5
     success[sources == "demo"] = True
-    lab = assign_credit(controller, starts, ends, sources, success)
+    lab = assign_credit(controller, starts, ends, sources, success, boundary_margin=margin)
     for e, (s, t) in enumerate(zip(starts, ends, strict=True)):
         c = controller[s:t]
         humans = np.flatnonzero(c == H)
+        changes = [j for j in range(1, t - s) if c[j] != c[j - 1]]
         for i in range(t - s):
             if sources[e] == "demo":
                 want = (D, N, False)
+            elif any(j - margin <= i < j + margin for j in changes):
+                want = (B, N, False)
             elif len(humans) == 0:
                 want = (A, int(success[e]), bool(success[e]))
             elif c[i] == H:

@@ -284,6 +284,30 @@ def test_weighted_actor_batches_spend_no_sample_on_label_zero_frames(data):
                       method="habc")
 
 
+def test_boundary_margin_takes_frames_near_a_takeover_out_of_labels_and_pools(tmp_path, rng):
+    store = EpisodeStore.create(tmp_path / "ds", state_dim=39, action_dim=4, fps=80,
+                                robot_type="sawyer")
+    store.append([make_episode(rng, 12),  # demo: 0-11
+                  make_episode(rng, 20, source=EpisodeSource.ROLLOUT, success=True, seed=1,
+                               human_span=(5, 10))])  # 12-31: human 17-21, changes at 17, 22
+    kwargs = {"horizon": 5, "k": 1, "naive": False, "critic_use_demos": False,
+              "validation_every": 3}
+    spec = prepare_data(store.read(), **kwargs)
+    guarded = prepare_data(store.read(), **kwargs, boundary_margin=2)
+    band = [15, 16, 17, 18, 20, 21, 22, 23]
+    assert np.flatnonzero(guarded.labels.kind == FrameKind.BOUNDARY).tolist() == band
+    assert (guarded.labels.outcome_label[band] == NO_LABEL).all()
+    assert not guarded.labels.succ_target_valid[band].any()
+    assert spec.labels.outcome_label[22:24].tolist() == [1, 1]  # SPEC: suffix, labelled
+    for pool in ("rollout_imitable", "human", "own_success"):
+        assert not set(band) & set(guarded.pools[pool].tolist())
+    assert set(guarded.pools["rollout_imitable"].tolist()) \
+        == set(spec.pools["rollout_imitable"].tolist()) - set(band)
+    assert np.array_equal(guarded.pools["rollout"], spec.pools["rollout"])  # the critic sees all
+    with pytest.raises(ConfigError, match="boundary_margin"):
+        LearnerConfig(boundary_margin=-1)
+
+
 def test_failed_takeovers_can_be_left_out_of_the_actor_pools(tmp_path, rng):
     store = EpisodeStore.create(tmp_path / "ds", state_dim=39, action_dim=4, fps=80,
                                 robot_type="sawyer")

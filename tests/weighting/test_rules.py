@@ -100,6 +100,25 @@ def test_dagger_and_sft_rules():
     assert torch.allclose(w, t([1.0, 0, 0, 0, 0, 0]))
 
 
+def test_boundary_frames_are_neither_imitated_nor_counted():
+    # the pre-intervention sample becomes a frame near a takeover boundary: weight 0, and out of
+    # the unit-mean normalisation as pre-intervention frames are (w~ as in the hand-computed
+    # HABC-V case: mean (1 + 2 + 0 + 1 + 4) / 5 = 1.6)
+    kind = KIND.clone()
+    kind[3] = K.BOUNDARY
+    base = inputs([9.0, LOG2, 3.0, 3.0, 3.0, 2 * LOG2])
+    near = WeightInputs(kind=kind, episode_success=SUCCESS, intervention_window=WINDOW,
+                        learner_step=base.learner_step, ir_enabled=False, habc=base.habc)
+    w, stats = HabcRule(gate="zero", warmup_steps=0)(near)
+    assert torch.allclose(w, t([1.0, 2.0, 0.0, 0.0, 1.0, 4.0]) / 1.6)
+    assert stats["n_valid"] == 5
+    kind[4] = K.BOUNDARY  # a human frame near the boundary: dagger leaves it out too
+    w, _ = RULES["dagger"](WeightInputs(kind=kind, episode_success=SUCCESS,
+                                        intervention_window=WINDOW, learner_step=0,
+                                        ir_enabled=False))
+    assert torch.allclose(w, t([1.0, 0, 0, 0, 0, 0]))
+
+
 def test_recap_passes_rollout_samples_above_threshold():
     base = inputs([0.0] * 6)
     ins = WeightInputs(kind=base.kind, episode_success=base.episode_success,

@@ -9,6 +9,12 @@ Every frame gets a *kind* and three facts:
 | PRE_INTERVENTION (policy, before the last human segment) | none | no | 0 |
 | HUMAN | none, never | y = 1 | 1 (HABC weight with IR) |
 | SUFFIX (policy, after the last human segment) | y | y = 1 | as AUTONOMOUS |
+| BOUNDARY (rollout, near a logged takeover boundary) | none | no | 0 |
+
+BOUNDARY frames exist only with a ``boundary_margin`` > 0 (beyond SPEC, which names noisy
+intervention boundaries as a limit in §11): a logged takeover start or end may be off by a few
+steps, so the frames within the margin of one are neither imitated as the operator's nor
+outcome-labelled as the policy's.
 
 ``naive`` credit (the baselines' reading) labels every rollout frame, human ones included, with
 the episode outcome y and treats all of them as outcome-weighted samples.
@@ -38,6 +44,7 @@ class FrameKind(enum.IntEnum):
     PRE_INTERVENTION = 2
     HUMAN = 3
     SUFFIX = 4
+    BOUNDARY = 5
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,37 @@ def last_human_index(controller: npt.NDArray[np.integer], episode_starts: npt.ND
     return out
 
 
+def boundary_band(controller: npt.NDArray[np.integer], episode_starts: npt.NDArray[np.int64],
+                  episode_ends: npt.NDArray[np.int64], margin: int) -> npt.NDArray[np.bool_]:
+    """Frames within ``margin`` steps of a logged change of controller: (N,) bool.
+
+    A change at frame b (its controller differs from frame b - 1's, in the same episode) marks
+    frames ``b - margin .. b + margin - 1``, clipped to the episode: when the logged boundary is
+    at most ``margin`` steps from the true one, every frame whose logged controller may be
+    wrong lies in the band.
+
+    Args:
+        controller: (N,) ``Controller`` per frame.
+        episode_starts: (E,) first frame of each episode.
+        episode_ends: (E,) exclusive end of each episode.
+        margin: half-width of the band in steps (0: no band).
+    """
+    n = len(controller)
+    if margin < 0:
+        raise ValueError("margin must be >= 0")
+    change = np.zeros(n, dtype=bool)
+    change[1:] = controller[1:] != controller[:-1]
+    change[episode_starts[episode_ends > episode_starts]] = False
+    at = np.flatnonzero(change)
+    if margin == 0 or not len(at):
+        return np.zeros(n, dtype=bool)
+    episode = np.searchsorted(episode_starts, at, side="right") - 1
+    delta = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(delta, np.maximum(at - margin, episode_starts[episode]), 1)
+    np.add.at(delta, np.minimum(at + margin, episode_ends[episode]), -1)
+    return np.cumsum(delta)[:n] > 0
+
+
 def failed_takeover_frames(controller: npt.NDArray[np.integer],
                            episode_starts: npt.NDArray[np.int64],
                            episode_ends: npt.NDArray[np.int64],
@@ -121,6 +159,7 @@ def assign_credit(
     *,
     naive: bool = False,
     critic_use_demos: bool = False,
+    boundary_margin: int = 0,
 ) -> CreditLabels:
     """Label every frame per SPEC §2.
 
@@ -132,6 +171,9 @@ def assign_credit(
         episode_success: (E,) outcome y.
         naive: label every rollout frame with y (baselines / ablation).
         critic_use_demos: let demo frames train the efficiency head (demos are successes).
+        boundary_margin: rollout frames within this many steps of a logged takeover boundary
+            become ``BOUNDARY`` (``boundary_band``); 0 is SPEC. Naive credit ignores it, as it
+            ignores the controller.
 
     Returns:
         The per-frame ``CreditLabels``.
@@ -149,6 +191,9 @@ def assign_credit(
     kind[(last_human >= 0) & (idx < last_human) & ~human] = FrameKind.PRE_INTERVENTION
     kind[human] = FrameKind.HUMAN
     kind[is_demo] = FrameKind.DEMO
+    if boundary_margin and not naive:
+        band = boundary_band(controller, episode_starts, episode_ends, boundary_margin)
+        kind[band & ~is_demo] = FrameKind.BOUNDARY
 
     if naive:
         labelled = ~is_demo

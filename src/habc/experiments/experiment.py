@@ -73,6 +73,9 @@ class ExperimentSpec:
     """Running scale of the HABC methods' advantages (see LearnerConfig)."""
     advantage_horizon: int = 1
     """k of the HABC methods' k-step advantages (SPEC §4; paper: 1, one step)."""
+    boundary_margin: int = 0
+    """Frames this near a logged takeover boundary carry no credit, in every method that reads
+    the controller labels (see LearnerConfig; 0: SPEC)."""
     actor_batches: Literal["shared", "weighted"] = "shared"
     """Actor batches of the HABC methods (see LearnerConfig); other methods always share."""
     imitate_failed_takeovers: bool = True
@@ -118,7 +121,8 @@ class ExperimentSpec:
                self.eval_trials, self.sft_steps, self.late_rounds) < 1 or self.step2_rounds < 0:
             raise ConfigError("rounds, rollouts, steps and trials must be >= 1")
         LearnerConfig(advantage_scale=self.advantage_scale,  # it checks the values itself
-                      advantage_horizon=self.advantage_horizon, actor_ema=self.actor_ema)
+                      advantage_horizon=self.advantage_horizon, actor_ema=self.actor_ema,
+                      boundary_margin=self.boundary_margin)
         if self.actor_batches not in ("shared", "weighted"):
             raise ConfigError("actor_batches must be 'shared' or 'weighted'")
         if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
@@ -288,6 +292,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         num_threads=1, learner=LearnerConfig(
             batch_size=spec.batch_size, critic=spec.critic, advantage_scale=spec.advantage_scale,
             advantage_horizon=spec.advantage_horizon, actor_ema=spec.actor_ema,
+            boundary_margin=spec.boundary_margin,
             actor_batches=spec.actor_batches if habc else "shared",
             critic_steps_per_round=spec.critic_steps_per_round if habc else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers

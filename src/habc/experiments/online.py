@@ -453,6 +453,7 @@ class RoundTrainer:
                             critic_use_demos=c.learner.critic.critic_use_demos,
                             validation_every=c.learner.validation_every,
                             imitate_failed_takeovers=c.learner.imitate_failed_takeovers,
+                            boundary_margin=c.learner.boundary_margin,
                             stage=self._labels if self.stages is not None else None)
 
     def train(self, r: int, supply: DataSupply, progress: Progress) -> dict[str, float]:

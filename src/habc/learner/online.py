@@ -91,6 +91,10 @@ class LearnerConfig:
     with its own actor pool (dagger, hiors, or an HABC rule with ``actor_batches="weighted"``)."""
     advantage_horizon: int = 1
     """k of the k-step advantages (paper: 1)."""
+    boundary_margin: int = 0
+    """Rollout frames within this many steps of a logged takeover start or end are neither
+    imitated as the operator's nor outcome-labelled (``FrameKind.BOUNDARY``), against takeover
+    boundaries logged a few steps off (SPEC §11 names them a limit; 0: SPEC's labels)."""
     advantage_scale: Literal["std", "robust"] = "std"
     """Running scale s_v, s_e that divides each advantage before the gate merges them: ``std``
     (SPEC), or ``robust``, 1.4826 x the median absolute deviation of each batch (a choice: the
@@ -122,8 +126,8 @@ class LearnerConfig:
     """Progress model of rabc."""
 
     def __post_init__(self) -> None:
-        if self.batch_size < 2 or self.advantage_horizon < 1:
-            raise ConfigError("batch_size >= 2 and advantage_horizon >= 1")
+        if self.batch_size < 2 or self.advantage_horizon < 1 or self.boundary_margin < 0:
+            raise ConfigError("batch_size >= 2, advantage_horizon >= 1 and boundary_margin >= 0")
         if not 0 <= self.demo_fraction <= 1 or not 0 <= self.dagger_human_fraction <= 1:
             raise ConfigError("demo_fraction and dagger_human_fraction must lie in [0, 1]")
         if self.actor_lr <= 0 or self.grad_clip <= 0 or self.weight_decay < 0:
@@ -181,19 +185,20 @@ class TrainingData:
 
 def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
                  critic_use_demos: bool, validation_every: int,
-                 imitate_failed_takeovers: bool = True,
+                 imitate_failed_takeovers: bool = True, boundary_margin: int = 0,
                  stage: npt.NDArray[np.int64] | None = None) -> TrainingData:
     """Label frames (SPEC §2) and build the sampling pools.
 
     ``imitate_failed_takeovers=False`` leaves the frames of takeovers that ran to the end of a
     failed episode out of the actor's pools (``human``, ``rollout_imitable`` and ``accepted``).
+    ``boundary_margin`` is ``assign_credit``'s: the frames near a logged takeover boundary.
     ``stage`` (N,), the stage label of every frame, adds the progress model's targets (SPEC
     §8) and its training pool ``progress``: the frames of successful episodes (demos included)
     outside the held-out ones, the episodes whose time line is a path to success.
     """
     labels = assign_credit(arrays.controller, arrays.episode_starts, arrays.episode_ends,
                            arrays.source, arrays.success, naive=naive,
-                           critic_use_demos=critic_use_demos)
+                           critic_use_demos=critic_use_demos, boundary_margin=boundary_margin)
     idx = np.arange(arrays.num_frames)
     last = arrays.episode_ends[arrays.frame_episode] - 1
     windows = intervention_windows(idx, arrays.controller, arrays.episode_ends,
@@ -514,7 +519,8 @@ class OnlineLearner:
         a_v = adv.viability_advantage(v_t, v_k)
         steps_left = torch.from_numpy(data.last[anchors] - anchors + 1)
         a_e = adv.efficiency_advantage(e_t, e_k, adv.advantage_steps(steps_left, k))
-        scored = (kind != FrameKind.DEMO) & (kind != FrameKind.PRE_INTERVENTION)
+        scored = (kind != FrameKind.DEMO) & (kind != FrameKind.PRE_INTERVENTION) \
+            & (kind != FrameKind.BOUNDARY)
         return HabcSignals(a_v=a_v, a_e=a_e, v_t=v_t,
                            scale_v=self.scale_v.update(a_v[scored]),
                            scale_e=self.scale_e.update(a_e[scored]))

@@ -64,6 +64,7 @@ class RunCritic:
             habc["gate"] = "zero"
         self.rule = HabcRule(**habc)
         self.k = int(config["learner"]["advantage_horizon"])
+        self.boundary_margin = int(config["learner"].get("boundary_margin", 0))
         self.scale_v = max(state["scale_v"]["var"] ** 0.5, 1e-3)
         self.scale_e = max(state["scale_e"]["var"] ** 0.5, 1e-3)
         self.store = EpisodeStore.open(run_dir / "rollouts")
@@ -78,7 +79,8 @@ class RunCritic:
         controller = arrays.controller[s:e]
         success = bool(arrays.success[episode])
         labels = assign_credit(controller, np.array([0]), np.array([e - s]),
-                               np.array([arrays.source[episode]]), np.array([success]))
+                               np.array([arrays.source[episode]]), np.array([success]),
+                               boundary_margin=self.boundary_margin)
         with torch.no_grad():
             v, eff = self.critic(torch.from_numpy(arrays.state[s:e]),
                                  {c: torch.from_numpy(f[s:e]) for c, f in arrays.images.items()})
@@ -95,7 +97,8 @@ class RunCritic:
         w = adv.bounded_weight(merged, beta=self.rule.beta, w_min=self.rule.w_min,
                                w_max=self.rule.w_max)
         kind = labels.kind
-        w = torch.where(torch.from_numpy(kind == FrameKind.PRE_INTERVENTION), 0.0, w)
+        w = torch.where(torch.from_numpy(np.isin(kind, [FrameKind.PRE_INTERVENTION,
+                                                        FrameKind.BOUNDARY])), 0.0, w)
         if not success and self.rule.failed_rollout_weight == "zero":
             w = torch.where(torch.from_numpy(np.isin(kind, [FrameKind.AUTONOMOUS,
                                                             FrameKind.SUFFIX])), 0.0, w)

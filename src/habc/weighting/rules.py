@@ -282,7 +282,8 @@ class HabcRule:
                       "adv/merged_mean": float(merged[rollout].mean()),
                       "adv/gate_mean": float(gate[rollout].mean()),
                       "adv/scale_v": s.scale_v, "adv/scale_e": s.scale_e}
-        return _finish(w_tilde, kind != FrameKind.PRE_INTERVENTION, inputs, stats)
+        credited = (kind != FrameKind.PRE_INTERVENTION) & (kind != FrameKind.BOUNDARY)
+        return _finish(w_tilde, credited, inputs, stats)
 
 
 RULES: dict[str, WeightingRule] = {
