@@ -11,6 +11,8 @@ import pytest
 from safetensors.torch import load_file
 
 from habc.cli import main
+from habc.credit.labels import boundary_band
+from habc.episodes.episode import Controller
 from habc.episodes.store import EpisodeStore
 from habc.errors import ConfigError
 from habc.experiments.online import OnlineConfig, async_allowed_steps, newest_policy_version
@@ -38,6 +40,24 @@ def test_round_scores_the_critic_on_held_out_rollouts(sft_checkpoint, tmp_path):
     assert 0.0 <= train["critic/heldout_brier"] <= 1.0 and "critic/heldout_ece" in train
     assert train["actor/operator_fraction"] == 0.0  # help_prob 0: no operator frame to draw
     assert 0.0 < train["actor/demo_fraction"] < 1.0
+
+
+def test_boundary_margin_takes_the_frames_near_takeovers_out_of_credit(sft_checkpoint, tmp_path):
+    """Takeovers logged up to 2 steps off, and a margin of 2: the round record counts the band."""
+    run = tmp_path / "habc"
+    assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
+                 "--method", "habc", "--rounds", "1", *TINY_ONLINE, "--operator.help-prob", "1",
+                 "--operator.boundary-jitter", "2", "--learner.boundary-margin", "2"]) == 0
+    train = json.loads((run / "rounds/round_001.json").read_text())["train"]
+    arrays = EpisodeStore.open(run / "rollouts").read()
+    band = boundary_band(arrays.controller, arrays.episode_starts, arrays.episode_ends, 2)
+    assert band.any()  # the operator took over, and handed back or finished
+    assert train["credit/boundary_frames"] == band.sum()
+    assert train["credit/human_frames"] == np.sum(arrays.controller[~band] == Controller.HUMAN)
+    demos = EpisodeStore.open(json.loads((sft_checkpoint / "config.json").read_text())
+                              ["meta"]["datasets"][0]).read()
+    assert sum(v for k, v in train.items() if k.startswith("credit/")) \
+        == arrays.num_frames + demos.num_frames
 
 
 def test_critic_trains_only_its_steps_of_each_round(sft_checkpoint, tmp_path):

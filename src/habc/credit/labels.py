@@ -208,6 +208,11 @@ def assign_credit(
                         episode_success=y, steps_to_end=episode_ends[frame_ep] - 1 - idx)
 
 
+def kind_counts(kind: npt.NDArray[np.int8]) -> dict[str, int]:
+    """Frames of each ``FrameKind`` in kind (N,): ``{"demo": n, ..., "boundary": n}``."""
+    return {k.name.lower(): int(np.sum(kind == k)) for k in FrameKind}
+
+
 def intervention_min_steps(horizon: int) -> int:
     """``m = ceil(H / 5)``: human steps a chunk needs to be an intervention window (SPEC §1)."""
     return math.ceil(horizon / 5)

@@ -51,7 +51,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.tensorboard import SummaryWriter
 
-from habc.credit.labels import segment_ids
+from habc.credit.labels import kind_counts, segment_ids
 from habc.envs.expert_phases import ExpertPhases
 from habc.envs.registry import (
     TaskSpec,
@@ -702,6 +702,7 @@ def _train_round(learner: OnlineLearner, supply: DataSupply, r: int, config: Onl
     learner.policy.eval()
     out = {k: sums[k] / counts[k] for k in sums} | pretrain
     out["skipped_batches"] = sums.get("skipped_batch", 0.0)
+    out |= {f"credit/{name}_frames": float(n) for name, n in kind_counts(data.labels.kind).items()}
     heldout: dict[str, float] = {}
     if learner.critic is not None:
         heldout = learner.critic_heldout(data)
