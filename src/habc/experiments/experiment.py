@@ -74,8 +74,9 @@ class ExperimentSpec:
     advantage_horizon: int = 1
     """k of the HABC methods' k-step advantages (SPEC §4; paper: 1, one step)."""
     boundary_margin: int = 0
-    """Frames this near a logged takeover boundary carry no credit, in every method that reads
-    the controller labels (see LearnerConfig; 0: SPEC)."""
+    """Rollout frames this near a logged takeover boundary are not imitated by dagger or the HABC
+    methods and carry no outcome label (see LearnerConfig; 0: SPEC). hiors still accepts a
+    successful episode whole."""
     actor_batches: Literal["shared", "weighted"] = "shared"
     """Actor batches of the HABC methods (see LearnerConfig); other methods always share."""
     imitate_failed_takeovers: bool = True
