@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import tyro
 
-from habc.credit.labels import FrameKind
+from habc.credit.labels import UNCREDITED_KINDS, FrameKind
 from habc.report.traces import RunCritic
 from habc.weighting.advantages import effective_sample_fraction, robust_scale
 
@@ -54,7 +54,7 @@ def main(args: Args) -> None:
         interior = np.concatenate([np.arange(len(t.kind)) < len(t.kind) - critic.k
                                    for t in traces])
         success = np.concatenate([np.full(len(t.kind), t.success) for t in traces])
-        scored = ~np.isin(kind, [FrameKind.PRE_INTERVENTION, FrameKind.BOUNDARY])
+        scored = ~np.isin(kind, UNCREDITED_KINDS)
         bulk = scored & interior
         own = success & np.isin(kind, [FrameKind.AUTONOMOUS, FrameKind.SUFFIX])
         wo = w[own]

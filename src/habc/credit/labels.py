@@ -47,6 +47,11 @@ class FrameKind(enum.IntEnum):
     BOUNDARY = 5
 
 
+UNCREDITED_KINDS = (FrameKind.PRE_INTERVENTION, FrameKind.BOUNDARY)
+"""Rollout frame kinds that carry no credit: not imitated, no outcome label, and outside the
+weights' unit-mean normalisation and the advantages' running scale."""
+
+
 @dataclass(frozen=True)
 class CreditLabels:
     """Per-frame credit facts (N frames).

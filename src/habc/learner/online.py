@@ -28,6 +28,7 @@ from torch import Tensor
 
 from habc.credit.labels import (
     NO_LABEL,
+    UNCREDITED_KINDS,
     CreditLabels,
     FrameKind,
     assign_credit,
@@ -519,8 +520,8 @@ class OnlineLearner:
         a_v = adv.viability_advantage(v_t, v_k)
         steps_left = torch.from_numpy(data.last[anchors] - anchors + 1)
         a_e = adv.efficiency_advantage(e_t, e_k, adv.advantage_steps(steps_left, k))
-        scored = (kind != FrameKind.DEMO) & (kind != FrameKind.PRE_INTERVENTION) \
-            & (kind != FrameKind.BOUNDARY)
+        scored = (kind != FrameKind.DEMO) \
+            & ~torch.isin(kind, torch.tensor(UNCREDITED_KINDS, dtype=kind.dtype))
         return HabcSignals(a_v=a_v, a_e=a_e, v_t=v_t,
                            scale_v=self.scale_v.update(a_v[scored]),
                            scale_e=self.scale_e.update(a_e[scored]))

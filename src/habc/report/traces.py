@@ -15,7 +15,7 @@ import numpy.typing as npt
 import torch
 from safetensors.torch import load_file
 
-from habc.credit.labels import FrameKind, assign_credit
+from habc.credit.labels import UNCREDITED_KINDS, FrameKind, assign_credit
 from habc.critic.config import CriticConfig
 from habc.critic.networks import DualHeadCritic
 from habc.episodes.store import EpisodeStore, StoreArrays
@@ -97,8 +97,7 @@ class RunCritic:
         w = adv.bounded_weight(merged, beta=self.rule.beta, w_min=self.rule.w_min,
                                w_max=self.rule.w_max)
         kind = labels.kind
-        w = torch.where(torch.from_numpy(np.isin(kind, [FrameKind.PRE_INTERVENTION,
-                                                        FrameKind.BOUNDARY])), 0.0, w)
+        w = torch.where(torch.from_numpy(np.isin(kind, UNCREDITED_KINDS)), 0.0, w)
         if not success and self.rule.failed_rollout_weight == "zero":
             w = torch.where(torch.from_numpy(np.isin(kind, [FrameKind.AUTONOMOUS,
                                                             FrameKind.SUFFIX])), 0.0, w)

@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor
 
-from habc.credit.labels import FrameKind
+from habc.credit.labels import UNCREDITED_KINDS, FrameKind
 from habc.errors import ConfigError
 from habc.progress.targets import chunk_progress_weight
 from habc.weighting import advantages as adv
@@ -282,7 +282,7 @@ class HabcRule:
                       "adv/merged_mean": float(merged[rollout].mean()),
                       "adv/gate_mean": float(gate[rollout].mean()),
                       "adv/scale_v": s.scale_v, "adv/scale_e": s.scale_e}
-        credited = (kind != FrameKind.PRE_INTERVENTION) & (kind != FrameKind.BOUNDARY)
+        credited = ~torch.isin(kind, torch.tensor(UNCREDITED_KINDS, dtype=kind.dtype))
         return _finish(w_tilde, credited, inputs, stats)
 
 
