@@ -206,3 +206,29 @@ def test_resume_drops_log_rows_after_the_checkpoint(tmp_path):
     assert main([*args, "--steps", "20"]) == 0
     steps = [int(line.split(",")[0]) for line in log.read_text().splitlines()[1:]]
     assert steps == [5, 10, 15, 20]
+
+
+def test_multi_task_train_and_eval(tmp_path):
+    stores = [tmp_path / "reach", tmp_path / "drawer-close"]
+    for store in stores:
+        r = habc("collect", "--task", store.name, "--out", str(store), "--num-episodes", "2",
+                 "--max-steps", "150")
+        assert r.returncode == 0, r.stderr
+    run = tmp_path / "run"
+    r = habc("train", "--datasets", *map(str, stores), "--run-dir", str(run), "--steps", "10",
+             "--batch-size", "16", "--ckpt-every", "10", "--log-every", "5", *TINY_POLICY)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((run / "checkpoints/last/config.json").read_text())
+    assert config["backend_config"] == {"prompts": ["drawer close", "reach"]}
+    assert config["meta"]["tasks"] == ["drawer-close", "reach"] and "task" not in config["meta"]
+    ckpt = str(run / "checkpoints/last")
+    for task in ("reach", "drawer-close"):
+        out = tmp_path / f"eval-{task}.json"
+        r = habc("eval", "--checkpoint", ckpt, "--task", task, "--num-trials", "1",
+                 "--workers", "1", "--max-steps", "10", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        assert json.loads(out.read_text())["task"] == task
+    r = habc("eval", "--checkpoint", ckpt, "--num-trials", "1")
+    assert r.returncode == 2 and "multi-task policy (drawer-close, reach); pass --task" in r.stderr
+    r = habc("eval", "--checkpoint", ckpt, "--task", "push", "--num-trials", "1")
+    assert r.returncode == 2 and "knows the tasks ['drawer close', 'reach']" in r.stderr

@@ -75,7 +75,7 @@ def test_a_custom_backend_fine_tunes_trains_online_and_evaluates(tmp_path):
                  "--num-episodes", "2", "--max-steps", "150"]) == 0
     arrays = EpisodeStore.open(tmp_path / "demos").read()
     init = toy(arrays.state.shape[1], arrays.action.shape[1])
-    init.normalizer.fit(arrays.state, *action_bounds("reach", arrays.action))
+    init.normalizer.fit(arrays.state, *action_bounds(["reach"], arrays.action))
     init.save(tmp_path / "init")
     assert main(["train", "--datasets", str(tmp_path / "demos"), "--run-dir",
                  str(tmp_path / "sft"), "--init-checkpoint", str(tmp_path / "init"),

@@ -98,3 +98,30 @@ def test_sft_overfits_a_single_chunk():
     sample = policy.sample_chunk(Observation(state=torch.zeros(1, 5)),
                                  torch.Generator().manual_seed(0))
     assert torch.allclose(sample[0], target[0], atol=0.25)
+
+
+def test_multi_task_policy_conditions_on_each_samples_prompt(tmp_path):
+    torch.manual_seed(0)
+    policy = FlowMatchingPolicy(SMALL, 5, 2, prompts=["pick place", "reach"])
+    policy.normalizer.fit(np.zeros((4, 5), np.float32), np.full(2, -1.0), np.full(2, 1.0))
+    torch.nn.init.normal_(policy.task_embedding.weight, std=1.0)
+    state = torch.zeros(2, 5)
+    # one prompt for the batch, or one per sample; the same state gets different features
+    mixed = policy.encode(Observation(state=state, prompt=("pick place", "reach")))
+    assert not torch.allclose(mixed[0], mixed[1])
+    torch.testing.assert_close(mixed[1], policy.encode(Observation(state=state[:1],
+                                                                   prompt="reach"))[0])
+    assert policy.prompt_index(("reach", "pick place", "reach"), 3).tolist() == [1, 0, 1]
+    with pytest.raises(CheckpointError, match="knows the tasks"):
+        policy.encode(Observation(state=state, prompt="push"))
+    with pytest.raises(CheckpointError, match="3 prompts for a batch of 2"):
+        policy.encode(Observation(state=state, prompt=("reach",) * 3))
+    with pytest.raises(CheckpointError, match="twice"):
+        FlowMatchingPolicy(SMALL, 5, 2, prompts=["reach", "reach"])
+    # the prompts travel with the checkpoint; a single-task policy accepts any prompt
+    policy.save(tmp_path / "mt")
+    loaded = load_policy(tmp_path / "mt")
+    assert isinstance(loaded, FlowMatchingPolicy) and loaded.prompts == ("pick place", "reach")
+    torch.testing.assert_close(loaded.encode(Observation(state=state, prompt="reach")),
+                               policy.eval().encode(Observation(state=state, prompt="reach")))
+    fitted_policy(np.zeros((4, 5), np.float32)).check_prompt("anything at all")

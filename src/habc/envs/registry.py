@@ -63,6 +63,15 @@ def _metaworld_names() -> tuple[str, ...]:
     return tuple(sorted(n.removesuffix("-v3") for n in ALL_V3_ENVIRONMENTS))
 
 
+def task_prompt(task: str) -> str:
+    """The language prompt of a task name: ``pick-place`` -> ``pick place``.
+
+    Episodes store it as their LeRobot task string, and a multi-task policy is conditioned on
+    it. A name that is already a sentence (a dataset recorded elsewhere) is its own prompt.
+    """
+    return task.replace("-", " ")
+
+
 def list_tasks() -> list[str]:
     """All registry task names."""
     return list(_metaworld_names())
@@ -81,7 +90,7 @@ def get_task(name: str) -> TaskSpec:
         hint = f"; did you mean {', '.join(close)}?" if close else \
             " (run `habc tasks` for the list)"
         raise UnknownTaskError(f"unknown task {name!r}{hint}")
-    return TaskSpec(name=short, env_name=f"{short}-v3", prompt=short.replace("-", " "),
+    return TaskSpec(name=short, env_name=f"{short}-v3", prompt=task_prompt(short),
                     max_steps=DEFAULT_MAX_STEPS)
 
 

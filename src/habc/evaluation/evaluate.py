@@ -40,7 +40,8 @@ class EvalConfig:
     checkpoint: Path | None = None
     """Checkpoint directory (holds model.safetensors and config.json)."""
     task: str | None = None
-    """Task to evaluate on; defaults to the task the checkpoint was trained on."""
+    """Task to evaluate on; defaults to the task the checkpoint was trained on (a multi-task
+    checkpoint needs it: one of its tasks)."""
     expert: bool = False
     """Evaluate the task's scripted expert instead of a checkpoint (needs --task): the reference
     rate of the benchmark targets."""
@@ -93,12 +94,16 @@ class EvalConfig:
 
 
 def check_fits(policy: ChunkPolicy, env: MetaWorldTaskEnv, checkpoint: Path) -> None:
-    """Raise ``CheckpointError`` if the policy's shapes do not fit the task."""
+    """Raise ``CheckpointError`` if the policy does not fit the task.
+
+    Its shapes must be the task's, and a multi-task policy must know the task's prompt.
+    """
     state_dim, action_dim = env.state_dim, env.action_dim
     if (policy.state_dim, policy.action_dim) != (state_dim, action_dim):
         raise CheckpointError(
             f"checkpoint {checkpoint} expects state {policy.state_dim}/action {policy.action_dim},"
             f" but task {env.task.name} has state {state_dim}/action {action_dim}")
+    policy.check_prompt(env.task.prompt)
 
 
 _WORKER: dict[str, Any] = {}
@@ -142,10 +147,16 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
     """Run the trials, write the result JSON, and return it."""
     meta: dict[str, Any] = {}
     exec_horizon = None
+    policy: ChunkPolicy | None = None
     if config.checkpoint is not None:
         policy = load_policy(config.checkpoint)
         meta, exec_horizon = policy.meta, resolve_exec_horizon(policy, config.exec_horizon)
+    if config.task is None and "tasks" in meta:
+        raise ConfigError(f"{config.checkpoint} is a multi-task policy ({', '.join(meta['tasks'])}"
+                          "); pass --task")
     task = get_task(config.task or str(meta.get("task", "")) or "")
+    if policy is not None:
+        policy.check_prompt(task.prompt)
     seeds = config.seed_list()
     args = (config.checkpoint, task.name, config.max_steps, config.sample_seed,
             config.expert_noise, exec_horizon)

@@ -21,9 +21,9 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
 
-from habc.envs.registry import get_task
+from habc.envs.registry import get_task, task_prompt
 from habc.episodes.store import StoreArrays, open_stores
-from habc.errors import ConfigError, StoreError, UnknownTaskError
+from habc.errors import ConfigError, UnknownTaskError
 from habc.learner.batches import gather_windows
 from habc.learner.optim_state import flatten_optimizer, restore_optimizer
 from habc.policy import flow_matching as fm
@@ -88,12 +88,14 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return config.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
-def single_task(arrays: StoreArrays) -> str:
-    """Return the one task name in ``arrays``; raise if there are several."""
-    tasks = sorted(set(arrays.task.tolist()))
-    if len(tasks) != 1:
-        raise StoreError(f"datasets hold several tasks {tasks}; training is single-task")
-    return tasks[0]
+def dataset_tasks(arrays: StoreArrays) -> list[str]:
+    """The task names in ``arrays``, sorted; several make the policy multi-task."""
+    return sorted(set(arrays.task.tolist()))
+
+
+def task_meta(tasks: list[str]) -> dict[str, Any]:
+    """Checkpoint facts naming the task: ``task`` for one, ``tasks`` for several."""
+    return {"task": tasks[0]} if len(tasks) == 1 else {"tasks": tasks}
 
 
 def check_image_size(arrays: StoreArrays, policy: PolicyConfig) -> None:
@@ -109,21 +111,23 @@ def _config_json(config: TrainConfig) -> str:
     return json.dumps(dataclasses.asdict(config), indent=2, default=str)
 
 
-def action_bounds(task: str, actions: npt.NDArray[np.float32]) \
+def action_bounds(tasks: list[str], actions: npt.NDArray[np.float32]) \
         -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """The action range (A,), (A,) the policy maps to [-1, 1].
 
-    A registry task's own bounds; for any other task (a robot's), the demos' per-dimension
-    range ``actions`` (N, A), widened to at least 1e-3 where a dimension never moves.
+    The registry tasks' own bounds (their widest, for several); if any task is not in the
+    registry (a robot's), the demos' per-dimension range ``actions`` (N, A), widened to at
+    least 1e-3 where a dimension never moves.
     """
     try:
-        spec = get_task(task)
+        specs = [get_task(t) for t in tasks]
     except UnknownTaskError:
         low, high = actions.min(0), actions.max(0)
         pad = np.maximum(1e-3 - (high - low), 0.0) / 2
         return (low - pad).astype(np.float32), (high + pad).astype(np.float32)
-    return (np.full(spec.action_dim, spec.action_low, dtype=np.float32),
-            np.full(spec.action_dim, spec.action_high, dtype=np.float32))
+    dim = specs[0].action_dim
+    return (np.full(dim, min(s.action_low for s in specs), dtype=np.float32),
+            np.full(dim, max(s.action_high for s in specs), dtype=np.float32))
 
 
 def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, Any]:
@@ -153,21 +157,24 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     policy_config = config.policy if policy is None else policy.config
     arrays = open_stores(config.datasets, policy_config.cameras)
     check_image_size(arrays, policy_config)
-    task = single_task(arrays)
-    prompt = task.replace("-", " ")
+    tasks = dataset_tasks(arrays)
     if policy is None:
         torch.manual_seed(config.seed)
+        prompts = [task_prompt(t) for t in tasks] if len(tasks) > 1 else []
         policy = FlowMatchingPolicy(config.policy, arrays.state.shape[1], arrays.action.shape[1],
-                                    meta={"task": task, "policy_version": 0})
-        policy.normalizer.fit(arrays.state, *action_bounds(task, arrays.action))
+                                    meta=task_meta(tasks) | {"policy_version": 0},
+                                    prompts=prompts)
+        policy.normalizer.fit(arrays.state, *action_bounds(tasks, arrays.action))
     elif start_step == 0:  # a fresh fine-tune of the initial checkpoint
         widths = (arrays.state.shape[1], arrays.action.shape[1])
         if (policy.state_dim, policy.action_dim) != widths:
             raise ConfigError(f"{config.init_checkpoint} takes states of width "
                               f"{policy.state_dim} and actions of width {policy.action_dim}; "
                               f"the datasets have {widths[0]} and {widths[1]}")
-        policy.meta = {"task": task, "policy_version": 0,
-                       "init_checkpoint": str(config.init_checkpoint)}
+        for t in tasks:
+            policy.check_prompt(task_prompt(t))
+        policy.meta = task_meta(tasks) | {"policy_version": 0,
+                                          "init_checkpoint": str(config.init_checkpoint)}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(_config_json(config))
 
@@ -175,7 +182,8 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
                                   weight_decay=config.weight_decay, fused=True)
     if start_step > 0 and (last / OPTIMIZER_FILE).exists():
         restore_optimizer("adamw", optimizer, load_file(str(last / OPTIMIZER_FILE)))
-    summary = {"task": task, "checkpoint": str(last), "steps": config.steps,
+    name = "+".join(tasks)
+    summary = task_meta(tasks) | {"checkpoint": str(last), "steps": config.steps,
                "num_episodes": arrays.num_episodes, "num_frames": arrays.num_frames}
     if start_step >= config.steps:
         return summary | {"resumed_from": start_step}
@@ -194,7 +202,8 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
     window_start, window_samples, losses = time.perf_counter(), 0, []
 
     def save(step: int) -> None:
-        meta = {"step": step, "task": task, "datasets": [str(d) for d in config.datasets]}
+        meta = task_meta(tasks) | {"step": step,
+                                   "datasets": [str(d) for d in config.datasets]}
         for target in (ckpt_dir / f"step_{step:06d}", last):
             policy.save(target, **meta)
         save_file(flatten_optimizer("adamw", optimizer), str(last / OPTIMIZER_FILE))
@@ -203,14 +212,14 @@ def train_sft(config: TrainConfig, *, show_progress: bool = True) -> dict[str, A
                TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, disable=not show_progress) as progress:
-        bar = progress.add_task("sft", total=config.steps, completed=start_step, name=task,
+        bar = progress.add_task("sft", total=config.steps, completed=start_step, name=name,
                                 loss="-")
         for step in range(start_step, config.steps):
             lr = lr_at(step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             anchors = rng.integers(0, arrays.num_frames, size=config.batch_size)
-            batch = gather_windows(arrays, anchors, policy_config.chunk_horizon, prompt)
+            batch = gather_windows(arrays, anchors, policy_config.chunk_horizon)
             losses_i = policy.per_sample_loss(batch.obs, batch.actions, batch.valid, generator)
             weights = torch.ones(len(anchors))  # SFT: every demo window has weight 1
             loss = fm.weighted_loss(losses_i, weights, n_valid=len(anchors))

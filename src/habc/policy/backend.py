@@ -43,12 +43,13 @@ class Observation:
 
     Attributes:
         state: (B, S) raw proprio/state.
-        prompt: task prompt; single-task state policies ignore it, language backends use it.
+        prompt: the task prompt of the whole batch, or one per sample (B,). A single-task
+            policy ignores it; a multi-task one and language backends are conditioned on it.
         images: camera name -> (B, H, W, 3) uint8; exactly the policy's cameras.
     """
 
     state: Tensor
-    prompt: str = ""
+    prompt: str | tuple[str, ...] = ""
     images: dict[str, Tensor] = dataclasses.field(default_factory=dict)
 
 
@@ -88,6 +89,12 @@ class ChunkPolicy(nn.Module, ABC):
     @abstractmethod
     def sample_chunk(self, obs: Observation, generator: torch.Generator | None = None) -> Tensor:
         """Raw action chunks (B, H, A) for a batch of observations."""
+
+    def check_prompt(self, prompt: str) -> None:
+        """Raise ``CheckpointError`` if this policy cannot act on task ``prompt``.
+
+        The default accepts every prompt: a single-task policy ignores it.
+        """
 
     def backend_config(self) -> dict[str, Any]:
         """Constructor arguments beyond the shared ones, as JSON values.
