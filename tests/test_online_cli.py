@@ -16,6 +16,7 @@ from habc.episodes.episode import Controller
 from habc.episodes.store import EpisodeStore
 from habc.errors import ConfigError
 from habc.experiments.online import OnlineConfig, async_allowed_steps, newest_policy_version
+from tests.conftest import TINY_POLICY
 
 TINY_ONLINE = ["--rollouts-per-round", "3", "--steps-per-round", "8", "--eval-trials", "2",
                "--workers", "1", "--max-steps", "60", "--log-every", "4", "--ckpt-every", "4",
@@ -278,3 +279,59 @@ def test_same_config_gives_the_same_run_whatever_ran_before(sft_checkpoint, tmp_
     rb = json.loads((tmp_path / "b/rounds/round_001.json").read_text())
     assert ra["eval"]["success_rate"] == rb["eval"]["success_rate"]
     assert ra["rollouts"] == rb["rollouts"]
+
+
+@pytest.fixture(scope="module")
+def multi_task_checkpoint(tmp_path_factory):
+    """A tiny SFT checkpoint on 2 reach and 2 drawer-close demos."""
+    root = tmp_path_factory.mktemp("mt")
+    stores = [root / "reach", root / "drawer-close"]
+    for store in stores:
+        assert main(["collect", "--task", store.name, "--out", str(store), "--num-episodes",
+                     "2", "--max-steps", "150"]) == 0
+    assert main(["train", "--datasets", *map(str, stores), "--run-dir", str(root / "run"),
+                 "--steps", "10", "--batch-size", "8", *TINY_POLICY]) == 0
+    return root / "run/checkpoints/last"
+
+
+@pytest.mark.parametrize("method", ["habc", pytest.param("recap", marks=pytest.mark.slow)])
+def test_multi_task_rounds_share_rollouts_and_evaluations_between_tasks(
+        multi_task_checkpoint, tmp_path, method):
+    run = tmp_path / method
+    summary_args = ["online", "--sft-checkpoint", str(multi_task_checkpoint), "--run-dir",
+                    str(run), "--method", method, "--rounds", "1", *TINY_ONLINE,
+                    "--rollouts-per-round", "5"]
+    assert main(summary_args) == 0
+    record = json.loads((run / "rounds/round_001.json").read_text())
+    assert record["task"] == "drawer-close+reach"
+    assert record["tasks"] == ["drawer-close", "reach"]
+    # round seeds alternate between the tasks: 3 for the first, 2 for the second
+    arrays = EpisodeStore.open(run / "rollouts").read()
+    assert {t: sorted(arrays.seed[arrays.task == t].tolist()) for t in set(arrays.task)} == \
+        {"drawer-close": [10_000, 10_002, 10_004], "reach": [10_001, 10_003]}
+    assert {t: r["n"] for t, r in record["rollouts_by_task"].items()} == \
+        {"drawer-close": 3, "reach": 2}
+    # each task is evaluated on the same 2 seeds; the record pools the 4 trials
+    by_task = record["eval_by_task"]
+    assert sorted(by_task) == ["drawer-close", "reach"]
+    assert record["eval"]["n_trials"] == 4
+    assert record["eval"]["success_rate"] == \
+        sum(r["success_rate"] * r["n_trials"] for r in by_task.values()) / 4
+    for task in by_task:
+        result = json.loads((run / f"eval/v001-{task}.json").read_text())
+        assert result["task"] == task and [t["seed"] for t in result["trials"]] == \
+            [1_000_000, 1_000_001]
+    # the critic is conditioned on the task, and the policy stays multi-task
+    critic = load_file(str(run / "learner/latest/critic.safetensors"))
+    assert critic["net.encoder.task_embedding.weight"].shape[0] == 2
+    policy = json.loads((run / "policies/v001/config.json").read_text())
+    assert policy["backend_config"]["prompts"] == ["drawer close", "reach"]
+    assert policy["meta"]["tasks"] == ["drawer-close", "reach"] and "task" not in policy["meta"]
+
+
+def test_multi_task_refuses_async_and_rabc(multi_task_checkpoint, tmp_path, capsys):
+    for extra, message in ((["--method", "hiors", "--mode", "async"], "async mode runs single"),
+                           (["--method", "rabc"], "stage labels are one task's")):
+        assert main(["online", "--sft-checkpoint", str(multi_task_checkpoint), "--run-dir",
+                     str(tmp_path / extra[1]), *extra, "--rounds", "1", *TINY_ONLINE]) == 2
+        assert message in capsys.readouterr().err

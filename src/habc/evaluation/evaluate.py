@@ -220,6 +220,22 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
     return result
 
 
+def pool_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result over the trials of several (a multi-task policy's tasks).
+
+    The success rate and its Wilson interval are over all trials, and the mean success length
+    over all successful ones; ``task`` joins the tasks' names with ``+``.
+    """
+    trials = [t for r in results for t in r["trials"]]
+    success = np.array([t["success"] for t in trials], dtype=bool)
+    length = np.array([t["length"] for t in trials], dtype=np.int64)
+    low, high = wilson_interval(int(success.sum()), len(trials))
+    return {"task": "+".join(r["task"] for r in results), "n_trials": len(trials),
+            "n_successes": int(success.sum()), "success_rate": float(success.mean()),
+            "ci95_low": low, "ci95_high": high,
+            "mean_success_length": mean_success_length(success, length)}
+
+
 def format_result(result: dict[str, Any]) -> str:
     """One line: success rate with its 95% interval and mean success length."""
     msl = result["mean_success_length"]

@@ -44,6 +44,7 @@ from habc.experiments.online import (
     write_run_config,
 )
 from habc.learner.online import LearnerConfig, TrainingData
+from habc.learner.sft import checkpoint_tasks
 from habc.policy.backend import load_policy
 from habc.weighting.rules import HabcRule, RecapRule, RejectionRule
 
@@ -108,14 +109,14 @@ class LearnConfig:
                             hiors=self.hiors)
 
 
-def _step_limit(config: LearnConfig, task: str) -> int:
+def _step_limit(config: LearnConfig, tasks: list[str]) -> int:
     if config.max_steps is not None:
         return config.max_steps
     try:
-        return get_task(task).max_steps
+        return max(get_task(task).max_steps for task in tasks)
     except HabcError:
-        raise ConfigError(f"task {task!r} is not in the registry: pass --max-steps, the step "
-                          "limit of its episodes") from None
+        raise ConfigError(f"a task of {tasks} is not in the registry: pass --max-steps, the "
+                          "step limit of its episodes") from None
 
 
 def _check_fits(store: EpisodeStore, state_dim: int, action_dim: int, t_max: int) -> None:
@@ -198,19 +199,19 @@ def run_learn(config: LearnConfig, console: Console | None = None,
     """
     console = console or Console()
     sft = load_policy(config.sft_checkpoint)
-    task = str(sft.meta.get("task", ""))
+    tasks = checkpoint_tasks(sft)
     demos = config.demos or tuple(Path(d) for d in sft.meta.get("datasets", []))
     if not demos:
         raise ConfigError("no demo dataset: pass --demos (the checkpoint does not record one)")
-    t_max = _step_limit(config, task)
+    t_max = _step_limit(config, tasks)
     datasets = [EpisodeStore.open(p) for p in (*demos, *config.rollouts)]
     for store in datasets:
         _check_fits(store, sft.state_dim, sft.action_dim, t_max)
     online = config.online(t_max)
-    stages = _stage_labels(task, datasets) if online.rule().critic == "progress" else None
+    stages = _stage_labels(tasks[0], datasets) if online.rule().critic == "progress" else None
     _check_run_dir(config)
     write_run_config(config.run_dir, config)
-    trainer = RoundTrainer(online, sft, task, t_max=t_max, demos=demos,
+    trainer = RoundTrainer(online, sft, tasks, t_max=t_max, demos=demos,
                            rollouts=datasets[len(demos):],
                            stages=stages)
     with contextlib.closing(trainer.writer):
@@ -221,7 +222,7 @@ def run_learn(config: LearnConfig, console: Console | None = None,
         return dict(json.loads(path.read_text()))
     trained_on = data.arrays.select(data.arrays.source != str(EpisodeSource.DEMO))
     record: dict[str, Any] = {
-        "round": r, "method": config.method, "task": task, "policy_version": r,
+        "round": r, "method": config.method, "task": "+".join(tasks), "policy_version": r,
         "learner_step": learner.step, "ir_enabled": learner.ir_enabled,
         "policy": str(config.run_dir / "policies" / f"v{r:03d}"),
         "rollouts": episode_summary(trained_on), "train": stats}

@@ -64,7 +64,13 @@ from habc.envs.registry import (
 from habc.episodes.episode import Controller, Episode, EpisodeSource
 from habc.episodes.store import EpisodeStore, StoreArrays, open_stores
 from habc.errors import ConfigError, StoreError
-from habc.evaluation.evaluate import EvalConfig, check_fits, evaluate, format_result
+from habc.evaluation.evaluate import (
+    EvalConfig,
+    check_fits,
+    evaluate,
+    format_result,
+    pool_results,
+)
 from habc.learner.online import (
     LearnerConfig,
     OnlineLearner,
@@ -72,6 +78,7 @@ from habc.learner.online import (
     prepare_data,
     restore_checkpoint,
 )
+from habc.learner.sft import checkpoint_tasks, task_meta
 from habc.policy.backend import ChunkPolicy, load_policy
 from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
@@ -418,11 +425,16 @@ class RoundTrainer:
     ``policies/v000`` (if not yet there) and resumes the learner from ``learner/latest``.
     """
 
-    def __init__(self, config: OnlineConfig, sft: ChunkPolicy, task: str, *,
+    def __init__(self, config: OnlineConfig, sft: ChunkPolicy, tasks: Sequence[str], *,
                  t_max: int, demos: Sequence[Path], rollouts: Sequence[EpisodeStore],
                  stages: StageLabels | None) -> None:
-        """``t_max``: the episode step limit; ``stages``: where rabc's stage labels come from."""
-        self.config, self.task, self.demos, self.rollouts = config, task, demos, rollouts
+        """Publish v000, build the learner and resume it.
+
+        ``tasks``: the policy's (one, or a multi-task policy's); ``t_max``: the episode step
+        limit; ``stages``: where rabc's stage labels come from.
+        """
+        self.config, self.demos, self.rollouts = config, demos, rollouts
+        self.task_meta = task_meta(tasks)
         self.run_dir = Path(config.run_dir)
         self.chunk_horizon = sft.config.chunk_horizon
         self.stages = stages
@@ -454,7 +466,8 @@ class RoundTrainer:
                             validation_every=c.learner.validation_every,
                             imitate_failed_takeovers=c.learner.imitate_failed_takeovers,
                             boundary_margin=c.learner.boundary_margin,
-                            stage=self._labels if self.stages is not None else None)
+                            stage=self._labels if self.stages is not None else None,
+                            prompts=self.learner.policy.prompts)
 
     def train(self, r: int, supply: DataSupply, progress: Progress) -> dict[str, float]:
         """Train round r (unless done before a stop), save the learner, publish vRRR."""
@@ -464,28 +477,37 @@ class RoundTrainer:
         if learner.round < r:
             learner.ir_enabled = config.method == "habc_ir" and r > config.initial_rounds
             train_stats = _train_round(learner, supply, r, config, self.writer, self.latest,
-                                       progress, self.task)
+                                       progress, self.task_meta)
             stats_path.parent.mkdir(parents=True, exist_ok=True)
             stats_path.write_text(json.dumps(train_stats, indent=2))
             learner.round = r
-            learner.save(self.latest, policy_version=r, task=self.task, round=r)
+            learner.save(self.latest, policy_version=r, round=r, **self.task_meta)
         elif stats_path.exists():  # trained before a stop that came ahead of the record
             train_stats = json.loads(stats_path.read_text())
         if not _policy_dir(self.run_dir, r).exists():
             learner.deployed_policy().save(_policy_dir(self.run_dir, r), **(learner.policy.meta | {
-                "policy_version": r, "task": self.task, "round": r,
+                "policy_version": r, **self.task_meta, "round": r,
                 "datasets": [str(d) for d in self.demos]}))
         return train_stats
 
 
 def run_online(config: OnlineConfig, console: Console | None = None,
                *, show_progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the online rounds; return the summary."""
+    """Run (or resume) the online rounds; return the summary.
+
+    From a multi-task checkpoint, each round's rollouts go to its tasks in turn (seed i of the
+    round to task i mod n) and every task is evaluated on the same seeds; the round record's
+    ``eval`` pools them, ``eval_by_task`` and ``rollouts_by_task`` hold each task's.
+    """
     console = console or Console()
     torch.set_num_threads(config.num_threads)
     run_dir = Path(config.run_dir)
     sft = load_policy(config.sft_checkpoint)
-    task = get_task(str(sft.meta.get("task", "")))
+    specs = [get_task(t) for t in checkpoint_tasks(sft)]
+    name = "+".join(spec.name for spec in specs)
+    if len(specs) > 1 and config.mode == "async":
+        raise ConfigError("async mode runs single-task policies; this checkpoint is multi-task "
+                          f"({name})")
     demos = config.demos or tuple(Path(d) for d in sft.meta.get("datasets", []))
     if not demos:
         raise ConfigError("no demo dataset: pass --demos (the checkpoint does not record one)")
@@ -494,43 +516,61 @@ def run_online(config: OnlineConfig, console: Console | None = None,
     size = sft.config.image_size
     store = EpisodeStore.open(rollouts_dir) if (rollouts_dir / "meta/info.json").exists() else \
         EpisodeStore.create(rollouts_dir, state_dim=sft.state_dim, action_dim=sft.action_dim,
-                            fps=make_env(task).fps, robot_type="sawyer",
+                            fps=make_env(specs[0]).fps, robot_type="sawyer",
                             image_shapes=dict.fromkeys(sft.config.cameras, (size, size, 3)),
                             video=config.video)
-    trainer = RoundTrainer(config, sft, task.name, t_max=config.max_steps or task.max_steps,
+    progress_critic = config.rule().critic == "progress" and len(specs) == 1
+    trainer = RoundTrainer(config, sft, [spec.name for spec in specs],
+                           t_max=config.max_steps or max(spec.max_steps for spec in specs),
                            demos=demos, rollouts=[store],
-                           stages=expert_stages(task) if config.rule().critic == "progress"
-                           else None)
+                           stages=expert_stages(specs[0]) if progress_critic else None)
     learner, writer, load_data, train = \
         trainer.learner, trainer.writer, trainer.load_data, trainer.train
     rounds_dir = run_dir / "rounds"
     rounds_dir.mkdir(exist_ok=True)
 
-    def eval_policy(version: int) -> dict[str, Any]:
-        return evaluate(EvalConfig(checkpoint=_policy_dir(run_dir, version),
-                                   seeds=tuple(eval_seeds(config.eval_trials,
-                                                          config.eval_seed_offset)),
-                                   workers=config.workers, ray_address=config.ray_address,
-                                   max_steps=config.max_steps,
-                                   out=run_dir / "eval" / f"v{version:03d}.json",
-                                   sample_seed=config.seed), show_progress=show_progress)
+    def eval_policy(version: int) -> dict[str, dict[str, Any]]:
+        """Task name -> the evaluation of policy ``version`` on it."""
+        results = {}
+        for spec in specs:
+            out = f"v{version:03d}.json" if len(specs) == 1 else f"v{version:03d}-{spec.name}.json"
+            results[spec.name] = evaluate(EvalConfig(
+                checkpoint=_policy_dir(run_dir, version), task=spec.name,
+                seeds=tuple(eval_seeds(config.eval_trials, config.eval_seed_offset)),
+                workers=config.workers, ray_address=config.ray_address,
+                max_steps=config.max_steps, out=run_dir / "eval" / out,
+                sample_seed=config.seed), show_progress=show_progress)
+        return results
 
+    def eval_record(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        if len(results) == 1:
+            return {"eval": _eval_fields(next(iter(results.values())))}
+        return {"eval": pool_results(list(results.values())),
+                "eval_by_task": {t: _eval_fields(r) for t, r in results.items()}}
+
+    def describe(results: dict[str, dict[str, Any]]) -> str:
+        if len(results) == 1:
+            return format_result(next(iter(results.values())))
+        pooled = format_result(pool_results(list(results.values())))
+        return "\n  ".join([pooled, *map(format_result, results.values())])
+
+    identity = {"method": config.method, "task": name} | \
+        ({"tasks": [spec.name for spec in specs]} if len(specs) > 1 else {})
     columns = [TextColumn("[bold]{task.fields[name]}"), BarColumn(),
                TextColumn("{task.completed}/{task.total} {task.fields[info]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
     records = []
     round0 = rounds_dir / "round_000.json"
     if not round0.exists():
-        result = eval_policy(0)
-        round0.write_text(json.dumps({"round": 0, "method": config.method, "task": task.name,
-                                      "eval": _eval_fields(result)}, indent=2))
-        console.print(f"round 0 (SFT): {format_result(result)}")
+        results = eval_policy(0)
+        round0.write_text(json.dumps({"round": 0, **identity, **eval_record(results)}, indent=2))
+        console.print(f"round 0 (SFT): {describe(results)}")
     records.append(json.loads(round0.read_text()))
 
     async_s: dict[int, float] = {}
     if config.mode == "async" and learner.round < config.rounds:
         with Progress(*columns, disable=not show_progress, console=console) as progress:
-            async_s = _run_async(config, store, task.name, load_data, train, learner.round,
+            async_s = _run_async(config, store, name, load_data, train, learner.round,
                                  progress)
 
     for r in range(1, config.rounds + 1):
@@ -543,8 +583,9 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         with Progress(*columns, disable=not show_progress, console=console) as progress:
             start = time.perf_counter()
             if seeds and config.mode == "sync":
-                collect_rollouts(store, _policy_dir(run_dir, r - 1), task.name, seeds, config,
-                                 progress)
+                for i, spec in enumerate(specs):
+                    collect_rollouts(store, _policy_dir(run_dir, r - 1), spec.name,
+                                     seeds[i::len(specs)], config, progress)
             timing["collect_s"] = time.perf_counter() - start
             start = time.perf_counter()
             train_stats = train(r, functools.partial(_whole_round, load_data,
@@ -554,23 +595,27 @@ def run_online(config: OnlineConfig, console: Console | None = None,
             timing["collect_and_train_s"] = async_s[r]
 
         start = time.perf_counter()
-        result = eval_policy(r)
+        results = eval_policy(r)
         timing["eval_s"] = time.perf_counter() - start
         rollouts = rollout_summary(store, seeds) if seeds else {"n": 0, "operator_steps": 0}
         record: dict[str, Any] = {
-            "round": r, "method": config.method, "task": task.name, "policy_version": r,
+            "round": r, **identity, "policy_version": r,
             "learner_step": learner.step, "ir_enabled": learner.ir_enabled,
-            "eval": _eval_fields(result), "rollouts": rollouts, "train": train_stats,
-            "wall_s": timing}
+            **eval_record(results), "rollouts": rollouts, "train": train_stats, "wall_s": timing}
+        if len(specs) > 1 and seeds:
+            record["rollouts_by_task"] = {spec.name: rollout_summary(store, seeds[i::len(specs)])
+                                          for i, spec in enumerate(specs)}
         path.write_text(json.dumps(record, indent=2))
-        writer.add_scalar("eval/success_rate", result["success_rate"], r)
-        console.print(f"round {r} ({config.method}): {format_result(result)}; operator steps "
+        writer.add_scalar("eval/success_rate", record["eval"]["success_rate"], r)
+        for t, result in record.get("eval_by_task", {}).items():
+            writer.add_scalar(f"eval/{t}/success_rate", result["success_rate"], r)
+        console.print(f"round {r} ({config.method}): {describe(results)}; operator steps "
                       f"{rollouts['operator_steps']}; "
                       f"{sum(timing.values()):.0f} s")
         records.append(record)
     writer.close()
     summary: dict[str, Any] = {
-        "method": config.method, "task": task.name, "run_dir": str(run_dir),
+        **identity, "run_dir": str(run_dir),
         "success_by_round": [rec["eval"]["success_rate"] for rec in records], "rounds": records}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -662,7 +707,7 @@ DataSupply = Callable[[int], tuple[TrainingData, int]]
 
 def _train_round(learner: OnlineLearner, supply: DataSupply, r: int, config: OnlineConfig,
                  writer: SummaryWriter, latest: Path, progress: Progress,
-                 task: str) -> dict[str, float]:
+                 meta: dict[str, Any]) -> dict[str, float]:
     """Run learner steps up to ``r * steps_per_round``; return the round's mean statistics."""
     end = r * config.steps_per_round
     data, limit = supply(learner.step)
@@ -696,7 +741,7 @@ def _train_round(learner: OnlineLearner, supply: DataSupply, r: int, config: Onl
             progress.update(bar, info=f"actor loss {np.mean(loss):.3f}")
             window = {}
         if learner.step % config.ckpt_every == 0 and learner.step < end:
-            learner.save(latest, policy_version=r, task=task, round=r - 1)
+            learner.save(latest, policy_version=r, round=r - 1, **meta)
         progress.advance(bar)
     progress.remove_task(bar)
     learner.policy.eval()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,9 +39,10 @@ from habc.critic import calibration as cal
 from habc.critic import losses as CL
 from habc.critic.config import CriticConfig
 from habc.critic.networks import DistributionalValue, DualHeadCritic
+from habc.envs.registry import task_prompt
 from habc.episodes.episode import EpisodeSource
 from habc.episodes.store import StoreArrays
-from habc.errors import ConfigError
+from habc.errors import ConfigError, StoreError
 from habc.learner.batches import frames_at, gather_windows
 from habc.learner.optim_state import flatten_optimizer, restore_optimizer
 from habc.networks import ImageEncoder
@@ -182,12 +183,35 @@ class TrainingData:
     """(N,) stage label of each frame (rabc's progress model), else None."""
     within: npt.NDArray[np.float32] | None = None
     """(N,) within-stage progress of each frame (with ``stage``), else None."""
+    episode_task: npt.NDArray[np.int64] | None = None
+    """(E,) each episode's task index among a multi-task policy's prompts, else None."""
+
+    def task_at(self, idx: npt.NDArray[np.int64]) -> Tensor | None:
+        """(len(idx),) task index of the frames ``idx`` for a multi-task critic, else None."""
+        if self.episode_task is None:
+            return None
+        return torch.from_numpy(self.episode_task[self.arrays.frame_episode[idx]])
+
+
+def episode_tasks(arrays: StoreArrays, prompts: Sequence[str]) -> npt.NDArray[np.int64]:
+    """(E,) index in ``prompts`` of each episode's task prompt.
+
+    Raises:
+        StoreError: if an episode's task is not one of ``prompts``.
+    """
+    index = {p: i for i, p in enumerate(prompts)}
+    unknown = sorted({str(t) for t in arrays.task if task_prompt(str(t)) not in index})
+    if unknown:
+        raise StoreError(f"episodes of tasks {unknown} are not among the policy's tasks "
+                         f"{list(prompts)}")
+    return np.array([index[task_prompt(str(t))] for t in arrays.task], dtype=np.int64)
 
 
 def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
                  critic_use_demos: bool, validation_every: int,
                  imitate_failed_takeovers: bool = True, boundary_margin: int = 0,
-                 stage: npt.NDArray[np.int64] | None = None) -> TrainingData:
+                 stage: npt.NDArray[np.int64] | None = None,
+                 prompts: Sequence[str] = ()) -> TrainingData:
     """Label frames (SPEC §2) and build the sampling pools.
 
     ``imitate_failed_takeovers=False`` leaves the frames of takeovers that ran to the end of a
@@ -196,6 +220,7 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
     ``stage`` (N,), the stage label of every frame, adds the progress model's targets (SPEC
     §8) and its training pool ``progress``: the frames of successful episodes (demos included)
     outside the held-out ones, the episodes whose time line is a path to success.
+    ``prompts``, a multi-task policy's, give every episode its task index (``episode_task``).
     """
     labels = assign_credit(arrays.controller, arrays.episode_starts, arrays.episode_ends,
                            arrays.source, arrays.success, naive=naive,
@@ -226,7 +251,8 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
                         nextk=np.minimum(idx + k, last), nextk_exists=idx + k <= last, last=last,
                         intervention_window=windows, validation=validation, pools=pools,
                         state_std=np.maximum(arrays.state.std(0), 1e-3).astype(np.float32),
-                        stage=stage, within=within)
+                        stage=stage, within=within,
+                        episode_task=episode_tasks(arrays, prompts) if prompts else None)
 
 
 def perturb_states(states: Tensor, std: Tensor, sigma: float,
@@ -307,13 +333,16 @@ class OnlineLearner:
         cameras = cc.cameras(policy.config.cameras)
         if rule.critic == "dual":
             self.critic = DualHeadCritic(policy.state_dim, cc, normalizer, cameras,
-                                         policy.config.image_shift)
+                                         policy.config.image_shift, len(policy.prompts))
             params = list(self.critic.parameters())
         elif rule.critic == "distributional":
             self.value = DistributionalValue(policy.state_dim, cc, normalizer, cameras,
-                                             policy.config.image_shift)
+                                             policy.config.image_shift, len(policy.prompts))
             params = list(self.value.parameters())
         elif rule.critic == "progress":
+            if policy.prompts:
+                raise ConfigError(f"{method}'s stage labels are one task's; a multi-task "
+                                  "policy takes another method")
             if num_stages is None:
                 raise ConfigError(f"{method} needs the task's stage labels (num_stages)")
             self.progress = ProgressModel(policy.state_dim, (num_stages,), config.progress,
@@ -432,12 +461,13 @@ class OnlineLearner:
         labelled = (outcome != NO_LABEL) & trained
         succ_valid = torch.from_numpy(labels.succ_target_valid[anchors]) & trained
         steps_to_end = torch.from_numpy(labels.steps_to_end[anchors])
-        v_t, e_t = self.critic(s_t, frames_at(data.arrays, anchors), generator)
+        v_t, e_t = self.critic(s_t, frames_at(data.arrays, anchors), generator,
+                               data.task_at(anchors))
         if cc.efficiency_target == "td":
             nxt = data.next1[anchors]
             with torch.no_grad():
                 _, e_next = self.target(torch.from_numpy(data.arrays.state[nxt]),
-                                        frames_at(data.arrays, nxt))
+                                        frames_at(data.arrays, nxt), task=data.task_at(nxt))
             terminal = (steps_to_end == 0) & torch.from_numpy(labels.episode_success[anchors])
             y_e = CL.efficiency_td_target(e_next, terminal, self.t_max)
         else:
@@ -483,7 +513,8 @@ class OnlineLearner:
             return {}
         with torch.no_grad():
             v, e = _in_chunks(lambda i: critic(torch.from_numpy(data.arrays.state[i]),
-                                               frames_at(data.arrays, i)), held, critic)
+                                               frames_at(data.arrays, i), task=data.task_at(i)),
+                              held, critic)
         p = torch.sigmoid(v)
         y = torch.from_numpy(labels.outcome_label[held].astype(np.float32))
         base_rate = float(labels.outcome_label[train].mean())
@@ -511,7 +542,7 @@ class OnlineLearner:
         with torch.no_grad():  # one forward pass over s_t, s_{t+k} and the episode's last state
             v, e = self.critic(torch.cat([s_t, torch.from_numpy(states[data.nextk[anchors]]),
                                           torch.from_numpy(states[data.last[anchors]])]),
-                               frames_at(data.arrays, idx))
+                               frames_at(data.arrays, idx), task=data.task_at(idx))
         (v_t, v_k, _), (e_t, e_k, e_last) = v.chunk(3), e.chunk(3)
         v_k, e_k = adv.next_values_at_episode_end(
             v_k, e_k, next_exists=torch.from_numpy(data.nextk_exists[anchors]),
@@ -610,9 +641,10 @@ class OnlineLearner:
         nxt = data.next1[anchors]
         with torch.no_grad():
             v_next = self.target.value(torch.from_numpy(data.arrays.state[nxt]),
-                                       frames_at(data.arrays, nxt))
+                                       frames_at(data.arrays, nxt), data.task_at(nxt))
         target = CL.value_target(reward, v_next, is_last)
-        logits = self.value(s_t, frames_at(data.arrays, anchors), generator)
+        logits = self.value(s_t, frames_at(data.arrays, anchors), generator,
+                            data.task_at(anchors))
         loss = CL.masked_mean(CL.distributional_loss(logits, CL.two_hot(target,
                                                                         self.value.support)),
                               trained)
@@ -631,8 +663,10 @@ class OnlineLearner:
 
         def values(i: npt.NDArray[np.int64]) -> tuple[Tensor, ...]:
             nxt = data.next1[i]
-            return (value.value(torch.from_numpy(states[i]), frames_at(data.arrays, i)),
-                    value.value(torch.from_numpy(states[nxt]), frames_at(data.arrays, nxt)))
+            return (value.value(torch.from_numpy(states[i]), frames_at(data.arrays, i),
+                                data.task_at(i)),
+                    value.value(torch.from_numpy(states[nxt]), frames_at(data.arrays, nxt),
+                                data.task_at(nxt)))
 
         with torch.no_grad():
             v_t, v_next = _in_chunks(values, anchors, value)

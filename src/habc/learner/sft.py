@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,16 @@ def dataset_tasks(arrays: StoreArrays) -> list[str]:
     return sorted(set(arrays.task.tolist()))
 
 
-def task_meta(tasks: list[str]) -> dict[str, Any]:
+def task_meta(tasks: Sequence[str]) -> dict[str, Any]:
     """Checkpoint facts naming the task: ``task`` for one, ``tasks`` for several."""
-    return {"task": tasks[0]} if len(tasks) == 1 else {"tasks": tasks}
+    return {"task": tasks[0]} if len(tasks) == 1 else {"tasks": list(tasks)}
+
+
+def checkpoint_tasks(policy: ChunkPolicy) -> list[str]:
+    """The task names a checkpoint was trained on (``task_meta``'s inverse)."""
+    if "tasks" in policy.meta:
+        return [str(t) for t in policy.meta["tasks"]]
+    return [str(policy.meta.get("task", ""))]
 
 
 def check_image_size(arrays: StoreArrays, policy: PolicyConfig) -> None:

@@ -63,6 +63,9 @@ class ChunkPolicy(nn.Module, ABC):
         state_dim, action_dim: S and A.
         meta: free-form JSON facts saved with the checkpoint (task, training step, ...).
         normalizer: the state statistics the critic shares, and the action bounds.
+
+    ``prompts``: the task prompts of a multi-task policy, in the order of its task indices
+    (the online critic is conditioned on the same tasks); empty for a single-task one.
     """
 
     config: PolicyConfig
@@ -70,6 +73,7 @@ class ChunkPolicy(nn.Module, ABC):
     action_dim: int
     meta: dict[str, Any]
     normalizer: Normalizer
+    prompts: tuple[str, ...] = ()
 
     @abstractmethod
     def per_sample_loss(self, obs: Observation, actions: Tensor, valid: Tensor,

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from habc.credit.labels import UNCREDITED_KINDS, FrameKind, assign_credit
 from habc.critic.config import CriticConfig
 from habc.critic.networks import DualHeadCritic
+from habc.envs.registry import task_prompt
 from habc.episodes.store import EpisodeStore, StoreArrays
 from habc.errors import HabcError
 from habc.policy.backend import load_policy
@@ -55,7 +56,8 @@ class RunCritic:
         critic_config = CriticConfig(**config["learner"]["critic"])
         self.cameras = critic_config.cameras(policy.config.cameras)
         self.critic = DualHeadCritic(policy.state_dim, critic_config, policy.normalizer,
-                                     self.cameras)
+                                     self.cameras, num_tasks=len(policy.prompts))
+        self.prompts = policy.prompts
         tensors = load_file(str(latest / "critic.safetensors"))
         self.critic.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         self.critic.eval()
@@ -81,9 +83,14 @@ class RunCritic:
         labels = assign_credit(controller, np.array([0]), np.array([e - s]),
                                np.array([arrays.source[episode]]), np.array([success]),
                                boundary_margin=self.boundary_margin)
+        task = None
+        if self.prompts:
+            index = self.prompts.index(task_prompt(str(arrays.task[episode])))
+            task = torch.full((e - s,), index, dtype=torch.int64)
         with torch.no_grad():
             v, eff = self.critic(torch.from_numpy(arrays.state[s:e]),
-                                 {c: torch.from_numpy(f[s:e]) for c, f in arrays.images.items()})
+                                 {c: torch.from_numpy(f[s:e]) for c, f in arrays.images.items()},
+                                 task=task)
         t = torch.arange(e - s)
         nxt = torch.clamp(t + self.k, max=e - s - 1)
         v_k, e_k = adv.next_values_at_episode_end(
