@@ -46,3 +46,17 @@ def sft_checkpoint(tmp_path_factory) -> Path:
     assert main(["train", "--datasets", str(root / "demos"), "--run-dir", str(root / "run"),
                  "--steps", "10", "--batch-size", "8", *TINY_POLICY]) == 0
     return root / "run/checkpoints/last"
+
+
+@pytest.fixture(scope="module")
+def multi_task_checkpoint(tmp_path_factory) -> Path:
+    """A tiny SFT checkpoint on 2 reach and 2 drawer-close demos."""
+    from habc.cli import main
+    root = tmp_path_factory.mktemp("mt")
+    stores = [root / "reach", root / "drawer-close"]
+    for store in stores:
+        assert main(["collect", "--task", store.name, "--out", str(store), "--num-episodes",
+                     "2", "--max-steps", "150"]) == 0
+    assert main(["train", "--datasets", *map(str, stores), "--run-dir", str(root / "run"),
+                 "--steps", "10", "--batch-size", "8", *TINY_POLICY]) == 0
+    return root / "run/checkpoints/last"

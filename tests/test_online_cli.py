@@ -16,7 +16,6 @@ from habc.episodes.episode import Controller
 from habc.episodes.store import EpisodeStore
 from habc.errors import ConfigError
 from habc.experiments.online import OnlineConfig, async_allowed_steps, newest_policy_version
-from tests.conftest import TINY_POLICY
 
 TINY_ONLINE = ["--rollouts-per-round", "3", "--steps-per-round", "8", "--eval-trials", "2",
                "--workers", "1", "--max-steps", "60", "--log-every", "4", "--ckpt-every", "4",
@@ -279,19 +278,6 @@ def test_same_config_gives_the_same_run_whatever_ran_before(sft_checkpoint, tmp_
     rb = json.loads((tmp_path / "b/rounds/round_001.json").read_text())
     assert ra["eval"]["success_rate"] == rb["eval"]["success_rate"]
     assert ra["rollouts"] == rb["rollouts"]
-
-
-@pytest.fixture(scope="module")
-def multi_task_checkpoint(tmp_path_factory):
-    """A tiny SFT checkpoint on 2 reach and 2 drawer-close demos."""
-    root = tmp_path_factory.mktemp("mt")
-    stores = [root / "reach", root / "drawer-close"]
-    for store in stores:
-        assert main(["collect", "--task", store.name, "--out", str(store), "--num-episodes",
-                     "2", "--max-steps", "150"]) == 0
-    assert main(["train", "--datasets", *map(str, stores), "--run-dir", str(root / "run"),
-                 "--steps", "10", "--batch-size", "8", *TINY_POLICY]) == 0
-    return root / "run/checkpoints/last"
 
 
 @pytest.mark.parametrize("method", ["habc", pytest.param("recap", marks=pytest.mark.slow)])

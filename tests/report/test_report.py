@@ -98,3 +98,20 @@ def test_failure_table_pools_the_seeds_that_record_stages():
                                                                         "last": [3]}}]}}
     assert failure_rows(final) == [
         ["pick-place", "habc", "2", "7", "0: 1 1: 1 2: 0 3: 5", "0: 3 1: 1 2: 0 3: 3"]]
+
+
+def test_report_shows_a_multi_task_run_under_each_of_its_tasks(multi_task_checkpoint, tmp_path):
+    assert main(["online", "--sft-checkpoint", str(multi_task_checkpoint), "--run-dir",
+                 str(tmp_path / "habc"), "--rounds", "1", *TINY_ONLINE,
+                 "--rollouts-per-round", "4"]) == 0
+    runs = find_runs(tmp_path)
+    assert [(r.task, r.label) for r in runs] == [("drawer-close", "habc_mt"),
+                                                 ("reach", "habc_mt")]
+    record = json.loads((tmp_path / "habc/rounds/round_001.json").read_text())
+    for run in runs:  # each task's own evaluation and rollouts
+        assert run.rounds[-1]["eval"] == record["eval_by_task"][run.task]
+        assert run.rounds[-1]["rollouts"] == record["rollouts_by_task"][run.task]
+    assert main(["report", str(tmp_path), "--no-animations"]) == 0
+    page = (tmp_path / "report/index.html").read_text()
+    for name in ("viability_reach.png", "viability_drawer_close.png"):
+        assert f"src='{name}'" in page and (tmp_path / "report" / name).stat().st_size > 1000

@@ -67,8 +67,22 @@ class RunInfo:
         return len(self.rounds) - 1 < self.planned_rounds
 
 
+def task_rounds(rounds: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """A multi-task run's round records as seen from one of its tasks.
+
+    That task's evaluation and rollouts replace the pooled ones.
+    """
+    return [rec | {"task": task, "eval": rec["eval_by_task"][task]}
+            | ({"rollouts": rec["rollouts_by_task"][task]} if "rollouts_by_task" in rec else {})
+            for rec in rounds]
+
+
+MULTI_TASK_SUFFIX = "_mt"
+"""Label suffix of a multi-task run (one per task in the report: ``habc_mt``)."""
+
+
 def find_runs(root: Path) -> list[RunInfo]:
-    """Every online run below ``root``."""
+    """Every online run below ``root``; a multi-task run once per task."""
     runs = []
     for first in sorted(Path(root).glob("**/rounds/round_000.json")):
         path = first.parent.parent
@@ -76,9 +90,13 @@ def find_runs(root: Path) -> list[RunInfo]:
         config = json.loads((path / "config.json").read_text())
         # rounds of a forked run were written by its parent
         label = run_label(2 if path.parent.name == "step2" else 1, str(config["method"]))
-        runs.append(RunInfo(path=path, task=rounds[0]["task"], label=label,
-                            seed=int(config.get("seed", 0)), rounds=rounds,
-                            planned_rounds=int(config.get("rounds", len(rounds) - 1))))
+        tasks = rounds[0].get("tasks")
+        for task, task_recs in ([(rounds[0]["task"], rounds)] if tasks is None else
+                                [(t, task_rounds(rounds, t)) for t in tasks]):
+            runs.append(RunInfo(path=path, task=task,
+                                label=label if tasks is None else label + MULTI_TASK_SUFFIX,
+                                seed=int(config.get("seed", 0)), rounds=task_recs,
+                                planned_rounds=int(config.get("rounds", len(rounds) - 1))))
     if not runs:
         raise HabcError(f"no online runs (rounds/round_000.json) below {root}")
     return runs
@@ -136,12 +154,12 @@ def failure_rows(final: dict[str, dict[str, list[dict[str, Any]]]]) -> list[list
     return rows
 
 
-def _rollout_gif(policy_dir: Path, out: Path) -> Path:
+def _rollout_gif(policy_dir: Path, task_name: str, out: Path) -> Path:
     from habc.report.render import render_replay, write_gif
 
     torch.set_num_threads(1)
     policy = load_policy(policy_dir)
-    task = get_task(str(policy.meta["task"]))
+    task = get_task(task_name)
     env = make_policy_env(task, policy)
     seed = eval_seeds(1)[0]
     actor = PolicyActor(policy, prompt=task.prompt, version=0,
@@ -248,13 +266,14 @@ def build_report(config: ReportConfig) -> Path:
 
     trace_parts = []
     for task in tasks:
-        candidates = [r for r in runs if r.task == task and r.label in ("habc", "habc_ir",
-                                                                          "habc_cont")]
+        candidates = [r for r in runs if r.task == task and r.label.removesuffix(
+            MULTI_TASK_SUFFIX) in ("habc", "habc_ir", "habc_cont")]
         if not candidates:
             continue
         run = candidates[0]
         critic = RunCritic(run.path)
         arrays = critic.read_rollouts()
+        arrays = arrays.select(arrays.task == task)
         picks = pick_episodes(arrays)
         traces = {name: critic.trace(arrays, e) for name, e in picks.items()}
         slug = task.replace("-", "_")
@@ -305,12 +324,14 @@ def build_report(config: ReportConfig) -> Path:
         gifs = []
         for task in track(tasks, description="animations"):
             task_runs = [r for r in runs if r.task == task]
-            best = max(task_runs, key=lambda r: (r.label in ("habc_ir", "habc_cont", "habc"),
-                                                 len(r.rounds)))
+            best = max(task_runs, key=lambda r: (
+                r.label.removesuffix(MULTI_TASK_SUFFIX) in ("habc_ir", "habc_cont", "habc"),
+                len(r.rounds)))
             slug = task.replace("-", "_")
-            sft_gif = _rollout_gif(best.path / "policies" / "v000", out / f"sft_{slug}.gif")
+            sft_gif = _rollout_gif(best.path / "policies" / "v000", task,
+                                   out / f"sft_{slug}.gif")
             last_v = len(best.rounds) - 1
-            final_gif = _rollout_gif(best.path / "policies" / f"v{last_v:03d}",
+            final_gif = _rollout_gif(best.path / "policies" / f"v{last_v:03d}", task,
                                      out / f"final_{slug}.gif")
             gifs.append(f"<h3>{html.escape(task)}</h3><figure><img src='{sft_gif.name}' "
                         f"alt='sft'><figcaption>SFT</figcaption></figure><figure><img "
