@@ -11,7 +11,13 @@ from habc.cli import main
 from habc.episodes.store import EpisodeStore
 from habc.errors import CheckpointError
 from habc.learner.sft import action_bounds
-from habc.policy.backend import BUILTIN_BACKEND, Observation, load_policy
+from habc.policy.backend import (
+    BUILTIN_BACKEND,
+    Observation,
+    checkpoint_tasks,
+    load_policy,
+    task_meta,
+)
 from habc.policy.config import PolicyConfig
 from habc.policy.policy import FlowMatchingPolicy
 from tests.policy.toy_backend import FrozenBackbonePolicy
@@ -117,3 +123,12 @@ def test_fine_tuning_refuses_a_checkpoint_of_other_widths(tmp_path, capsys):
     assert "states of width 3" in capsys.readouterr().err
     assert main(["train", "--datasets", str(tmp_path / "demos"), "--run-dir",
                  str(tmp_path / "sft2"), "--init-checkpoint", str(tmp_path / "missing")]) == 2
+
+
+def test_task_meta_and_checkpoint_tasks_are_inverse():
+    assert task_meta(["reach"]) == {"task": "reach"}
+    assert task_meta(("reach", "push")) == {"tasks": ["reach", "push"]}
+    for tasks in (["reach"], ["push", "reach"]):
+        policy = FlowMatchingPolicy(PolicyConfig(hidden_dim=8, num_blocks=1), 3, 2,
+                                    meta=task_meta(tasks))
+        assert checkpoint_tasks(policy) == tasks

@@ -14,7 +14,7 @@ from habc.envs.registry import eval_seeds, get_task
 from habc.episodes.episode import EpisodeSource
 from habc.errors import ConfigError
 from habc.evaluation.evaluate import check_fits
-from habc.policy.backend import load_policy
+from habc.policy.backend import checkpoint_tasks, load_policy
 from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.runner import run_episode
 
@@ -26,7 +26,7 @@ class ThroughputConfig:
     checkpoint: Path
     """Checkpoint directory of the policy."""
     task: str | None = None
-    """Task; defaults to the checkpoint's."""
+    """Task; defaults to the checkpoint's (a multi-task checkpoint's first)."""
     sim_steps: int = 3000
     """Steps of the raw simulator (random actions) to time."""
     episodes: int = 5
@@ -43,7 +43,7 @@ def measure_throughput(config: ThroughputConfig) -> dict[str, Any]:
     """Return raw and policy-in-loop env steps/s (one process each) and their ratio."""
     torch.set_num_threads(config.num_threads)
     policy = load_policy(config.checkpoint)
-    task = get_task(config.task or str(policy.meta.get("task", "")))
+    task = get_task(config.task or checkpoint_tasks(policy)[0])
     env = make_policy_env(task, policy)
     check_fits(policy, env, config.checkpoint)
     rng = np.random.default_rng(0)

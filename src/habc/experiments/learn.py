@@ -44,8 +44,7 @@ from habc.experiments.online import (
     write_run_config,
 )
 from habc.learner.online import LearnerConfig, TrainingData
-from habc.learner.sft import checkpoint_tasks
-from habc.policy.backend import load_policy
+from habc.policy.backend import checkpoint_tasks, load_policy
 from habc.weighting.rules import HabcRule, RecapRule, RejectionRule
 
 

@@ -78,8 +78,7 @@ from habc.learner.online import (
     prepare_data,
     restore_checkpoint,
 )
-from habc.learner.sft import checkpoint_tasks, task_meta
-from habc.policy.backend import ChunkPolicy, load_policy
+from habc.policy.backend import ChunkPolicy, checkpoint_tasks, load_policy, task_meta
 from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
 from habc.rollout.ray_workers import RayDispatcher, checkpoint_files, ray_map, write_checkpoint

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from habc.errors import ConfigError, UnknownTaskError
 from habc.learner.batches import gather_windows
 from habc.learner.optim_state import flatten_optimizer, restore_optimizer
 from habc.policy import flow_matching as fm
-from habc.policy.backend import ChunkPolicy, load_policy
+from habc.policy.backend import ChunkPolicy, load_policy, task_meta
 from habc.policy.config import PolicyConfig
 from habc.policy.policy import FlowMatchingPolicy
 
@@ -92,18 +91,6 @@ def lr_at(step: int, config: TrainConfig) -> float:
 def dataset_tasks(arrays: StoreArrays) -> list[str]:
     """The task names in ``arrays``, sorted; several make the policy multi-task."""
     return sorted(set(arrays.task.tolist()))
-
-
-def task_meta(tasks: Sequence[str]) -> dict[str, Any]:
-    """Checkpoint facts naming the task: ``task`` for one, ``tasks`` for several."""
-    return {"task": tasks[0]} if len(tasks) == 1 else {"tasks": list(tasks)}
-
-
-def checkpoint_tasks(policy: ChunkPolicy) -> list[str]:
-    """The task names a checkpoint was trained on (``task_meta``'s inverse)."""
-    if "tasks" in policy.meta:
-        return [str(t) for t in policy.meta["tasks"]]
-    return [str(policy.meta.get("task", ""))]
 
 
 def check_image_size(arrays: StoreArrays, policy: PolicyConfig) -> None:

@@ -20,6 +20,7 @@ import dataclasses
 import importlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,18 @@ class ChunkPolicy(nn.Module, ABC):
                 f.unlink()
             directory.rmdir()
         tmp.rename(directory)
+
+
+def task_meta(tasks: Sequence[str]) -> dict[str, Any]:
+    """Checkpoint facts naming the task: ``task`` for one, ``tasks`` for several."""
+    return {"task": tasks[0]} if len(tasks) == 1 else {"tasks": list(tasks)}
+
+
+def checkpoint_tasks(policy: ChunkPolicy) -> list[str]:
+    """The task names a checkpoint was trained on (``task_meta``'s inverse)."""
+    if "tasks" in policy.meta:
+        return [str(t) for t in policy.meta["tasks"]]
+    return [str(policy.meta.get("task", ""))]
 
 
 def backend_class(name: str) -> type[ChunkPolicy]:
