@@ -53,7 +53,7 @@ def main(args: Args) -> None:
                         boundary_margin=config["learner"].get("boundary_margin", 0),
                         stage=phases(arrays.state))
     learner = OnlineLearner(policy, RULES["rabc"], LearnerConfig(), t_max=task.max_steps,
-                            method="rabc", num_stages=phases.num_stages)
+                            method="rabc", num_stages=(phases.num_stages,))
     assert learner.progress is not None
     tensors = load_file(str(args.run / "learner/latest/critic.safetensors"))
     learner.progress.load_state_dict({k[4:]: v for k, v in tensors.items()

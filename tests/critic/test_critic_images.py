@@ -134,7 +134,7 @@ def test_rabc_trains_a_progress_model_that_sees_the_policy_cameras(camera_data):
                            progress=ProgressConfig(hidden_dim=16, num_experts=2,
                                                    pretrain_steps=1))
     learner = OnlineLearner(policy, RULES["rabc"], config, t_max=20, method="rabc",
-                            num_stages=3)
+                            num_stages=(3,))
     assert learner.progress is not None
     before = learner.progress.image_encoders["top"].out.weight.detach().clone()
     rng = np.random.default_rng(0)

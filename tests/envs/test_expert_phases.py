@@ -4,6 +4,8 @@ import numpy as np
 
 from habc.envs.expert_phases import ExpertPhases
 from habc.envs.registry import get_task, make_env, make_expert, train_seeds
+from habc.episodes.store import StoreArrays
+from habc.experiments.online import expert_stages
 
 
 def test_pick_place_has_the_experts_four_phases_in_task_order():
@@ -42,3 +44,22 @@ def test_an_expert_without_a_branch_chain_has_one_phase():
     phases = ExpertPhases(get_task("reach"))
     assert phases.num_stages == 1
     assert phases(np.zeros((3, 39))).tolist() == [0, 0, 0]
+
+
+def test_stage_labels_of_several_tasks_use_each_episodes_own_expert():
+    # the hand-on-the-grasped-puck state of the test above: phase 3 of pick-place; reach has 1
+    state = np.zeros(39, np.float32)
+    state[0:3], state[3], state[4:7] = (0.095, 0.6, 0.03), 0.5, (0.1, 0.6, 0.02)
+    lengths = np.array([2, 3])
+    ends = np.cumsum(lengths)
+    arrays = StoreArrays(
+        state=np.tile(state, (5, 1)), action=np.zeros((5, 4), np.float32),
+        controller=np.zeros(5, np.int8), policy_version=np.zeros(5, np.int32),
+        frame_episode=np.repeat(np.arange(2), lengths), episode_index=np.arange(2),
+        episode_starts=ends - lengths, episode_ends=ends, success=np.ones(2, bool),
+        source=np.array(["demo", "demo"]), seed=np.array([0, 1]),
+        task=np.array(["reach", "pick-place"]))
+    stages = expert_stages([get_task("pick-place"), get_task("reach")])
+    assert stages.num_stages == (4, 1)
+    assert stages.label(arrays, 0).tolist() == [0, 0, 3, 3, 3]
+    assert stages.label(arrays, 3).tolist() == [3, 3]  # only the frames from `start`

@@ -126,7 +126,7 @@ def test_save_load_resumes_identically(data, tmp_path):
 
 def rabc_learner(data):
     return OnlineLearner(policy(data), RULES["rabc"], CONFIG, t_max=20, method="rabc",
-                         num_stages=2)
+                         num_stages=(2,))
 
 
 def with_stages(data):
@@ -156,7 +156,7 @@ def test_rabc_trains_its_progress_model_on_successful_episodes_outside_the_held_
 def test_hiors_with_a_reward_model_trains_it_and_draws_accepted_frames(data):
     staged = with_stages(data)
     learner = OnlineLearner(policy(staged), RejectionRule(reward="progress"), CONFIG, t_max=20,
-                            method="hiors", num_stages=2)
+                            method="hiors", num_stages=(2,))
     assert learner.progress is not None and learner.shares()["accepted"] > 0
     stats = learner.update(staged, np.random.default_rng(0), torch.Generator().manual_seed(0))
     assert "progress/loss" in stats and "progress/no_progress_fraction" in stats

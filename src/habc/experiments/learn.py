@@ -134,16 +134,16 @@ def _check_fits(store: EpisodeStore, state_dim: int, action_dim: int, t_max: int
                           " (--max-steps)")
 
 
-def _stage_labels(task: str, datasets: list[EpisodeStore]) -> StageLabels:
-    """The stores' annotated stages if every store has them, else the scripted expert's."""
+def _stage_labels(tasks: list[str], datasets: list[EpisodeStore]) -> StageLabels:
+    """The stores' annotated stages if every store has them, else the scripted experts'."""
     names = {tuple(store.stage_names or ()) for store in datasets}
     if len(names) == 1 and () not in names:
-        return stored_stages(len(names.pop()))
+        return stored_stages(len(names.pop()), len(tasks))
     try:
-        return expert_stages(get_task(task))
+        return expert_stages([get_task(task) for task in tasks])
     except HabcError:
-        raise ConfigError(f"the progress model needs stage labels: task {task!r} has no scripted "
-                          "expert, and not every dataset has a stage column "
+        raise ConfigError(f"the progress model needs stage labels: a task of {tasks} has no "
+                          "scripted expert, and not every dataset has a stage column "
                           "(EpisodeStore.create(stage_names=...))") from None
 
 
@@ -207,7 +207,7 @@ def run_learn(config: LearnConfig, console: Console | None = None,
     for store in datasets:
         _check_fits(store, sft.state_dim, sft.action_dim, t_max)
     online = config.online(t_max)
-    stages = _stage_labels(tasks[0], datasets) if online.rule().critic == "progress" else None
+    stages = _stage_labels(tasks, datasets) if online.rule().critic == "progress" else None
     _check_run_dir(config)
     write_run_config(config.run_dir, config)
     trainer = RoundTrainer(online, sft, tasks, t_max=t_max, demos=demos,

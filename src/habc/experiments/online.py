@@ -392,27 +392,41 @@ def write_run_config(run_dir: Path, config: Any) -> None:
 class StageLabels:
     """Where the stage labels of rabc's progress model come from."""
 
-    num_stages: int
-    """K, the number of stages."""
+    num_stages: tuple[int, ...]
+    """K of each task, in the order of the policy's tasks (one entry for a single task)."""
     label: Callable[[StoreArrays, int], npt.NDArray[np.int64]]
     """``label(arrays, start)``: the (N - start,) labels of frames ``start`` to N - 1."""
 
 
-def expert_stages(task: TaskSpec) -> StageLabels:
-    """The scripted expert's phase of each state (Meta-World tasks)."""
-    phases = ExpertPhases(task)
-    return StageLabels(phases.num_stages, lambda arrays, start: phases(arrays.state[start:]))
+def expert_stages(tasks: Sequence[TaskSpec]) -> StageLabels:
+    """The phase of each state in the scripted expert of its episode's task (Meta-World)."""
+    phases = {task.name: ExpertPhases(task) for task in tasks}
+
+    def label(arrays: StoreArrays, start: int) -> npt.NDArray[np.int64]:
+        frame_task = arrays.task[arrays.frame_episode[start:]]
+        stages = np.zeros(len(frame_task), dtype=np.int64)
+        for name in np.unique(frame_task):
+            if str(name) not in phases:
+                raise StoreError(f"episodes of task {name} are not among {sorted(phases)}")
+            mine = frame_task == name
+            stages[mine] = phases[str(name)](arrays.state[start:][mine])
+        return stages
+
+    return StageLabels(tuple(p.num_stages for p in phases.values()), label)
 
 
-def stored_stages(num_stages: int) -> StageLabels:
-    """The stage labels annotated in the stores (``EpisodeStore.create(stage_names=...)``)."""
+def stored_stages(num_stages: int, num_tasks: int = 1) -> StageLabels:
+    """The stage labels annotated in the stores (``EpisodeStore.create(stage_names=...)``).
+
+    Every task has the same ``num_stages``.
+    """
 
     def label(arrays: StoreArrays, start: int) -> npt.NDArray[np.int64]:
         if arrays.stage is None:
             raise StoreError("a dataset has no stage labels")
         return arrays.stage[start:]
 
-    return StageLabels(num_stages, label)
+    return StageLabels((num_stages,) * num_tasks, label)
 
 
 class RoundTrainer:
@@ -518,11 +532,11 @@ def run_online(config: OnlineConfig, console: Console | None = None,
                             fps=make_env(specs[0]).fps, robot_type="sawyer",
                             image_shapes=dict.fromkeys(sft.config.cameras, (size, size, 3)),
                             video=config.video)
-    progress_critic = config.rule().critic == "progress" and len(specs) == 1
     trainer = RoundTrainer(config, sft, [spec.name for spec in specs],
                            t_max=config.max_steps or max(spec.max_steps for spec in specs),
                            demos=demos, rollouts=[store],
-                           stages=expert_stages(specs[0]) if progress_critic else None)
+                           stages=expert_stages(specs) if config.rule().critic == "progress"
+                           else None)
     learner, writer, load_data, train = \
         trainer.learner, trainer.writer, trainer.load_data, trainer.train
     rounds_dir = run_dir / "rounds"

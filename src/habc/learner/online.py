@@ -304,8 +304,12 @@ class OnlineLearner:
     """Actor + critic(s) + optimisers + running statistics of one online run."""
 
     def __init__(self, policy: ChunkPolicy, rule: WeightingRule, config: LearnerConfig,
-                 *, t_max: int, method: str, num_stages: int | None = None) -> None:
-        """``num_stages``: K of the task's stage labels, needed by a rule on the progress model."""
+                 *, t_max: int, method: str, num_stages: tuple[int, ...] | None = None) -> None:
+        """Build the critic(s) the rule needs and the optimisers.
+
+        ``num_stages``: K of each task's stage labels (in the order of the policy's
+        ``prompts``; one for a single-task policy), needed by a rule on the progress model.
+        """
         self.policy = policy
         self.rule = rule
         self.config = config
@@ -340,12 +344,12 @@ class OnlineLearner:
                                              policy.config.image_shift, len(policy.prompts))
             params = list(self.value.parameters())
         elif rule.critic == "progress":
-            if policy.prompts:
-                raise ConfigError(f"{method}'s stage labels are one task's; a multi-task "
-                                  "policy takes another method")
             if num_stages is None:
                 raise ConfigError(f"{method} needs the task's stage labels (num_stages)")
-            self.progress = ProgressModel(policy.state_dim, (num_stages,), config.progress,
+            if len(num_stages) != max(1, len(policy.prompts)):
+                raise ConfigError(f"{len(num_stages)} tasks' stage counts for a policy of "
+                                  f"{max(1, len(policy.prompts))} tasks")
+            self.progress = ProgressModel(policy.state_dim, num_stages, config.progress,
                                           normalizer, cameras)
             params, lr = list(self.progress.parameters()), config.progress.lr
         self.critic_opt = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay,
@@ -572,7 +576,7 @@ class OnlineLearner:
         if len(pool) == 0:
             return {}
         idx = rng.choice(pool, size=self.config.batch_size)
-        task = torch.zeros(len(idx), dtype=torch.int64)
+        task = self._task_or_zero(data, idx)
         losses = self.progress.per_sample_loss(
             torch.from_numpy(data.arrays.state[idx]), task, torch.from_numpy(data.stage[idx]),
             torch.from_numpy(data.within[idx]), self.config.progress.within_loss_weight,
@@ -583,6 +587,12 @@ class OnlineLearner:
         torch.nn.utils.clip_grad_norm_(self.progress.parameters(), self.config.grad_clip)
         self.critic_opt.step()
         return {"progress/loss": loss.item()}
+
+    @staticmethod
+    def _task_or_zero(data: TrainingData, idx: npt.NDArray[np.int64]) -> Tensor:
+        """(len(idx),) task index of the frames ``idx``: 0 throughout for a single task."""
+        task = data.task_at(idx)
+        return task if task is not None else torch.zeros(len(idx), dtype=torch.int64)
 
     def progress_estimates(self, data: TrainingData, anchors: npt.NDArray[np.int64]) \
             -> tuple[Tensor, Tensor]:
@@ -595,7 +605,7 @@ class OnlineLearner:
         idx = np.concatenate([anchors, end])
         states = torch.from_numpy(data.arrays.state[idx])
         with torch.no_grad():
-            p = self.progress.progress(states, torch.zeros(len(states), dtype=torch.int64),
+            p = self.progress.progress(states, self._task_or_zero(data, idx),
                                        frames_at(data.arrays, idx))
         start, after = p.chunk(2)
         return start, after
@@ -611,13 +621,13 @@ class OnlineLearner:
         held = np.flatnonzero(data.validation & data.labels.episode_success)
         if len(held) == 0:
             return {}
-        k = model.num_stages[0]
         stats = {"progress/heldout_frames": float(len(held))}
         for name, idx in (("heldout", held), ("train", data.pools["progress"])):
             with torch.no_grad():
                 p, = _in_chunks(lambda i: (model.progress(
-                    torch.from_numpy(data.arrays.state[i]), torch.zeros(len(i), dtype=torch.int64),
+                    torch.from_numpy(data.arrays.state[i]), self._task_or_zero(data, i),
                     frames_at(data.arrays, i)),), idx, model)
+            k = torch.as_tensor(model.num_stages)[self._task_or_zero(data, idx)]
             truth = dense_progress(data.stage[idx], data.within[idx], k)
             stats[f"progress/{name}_mse"] = progress_mse(p, truth)
         return stats
