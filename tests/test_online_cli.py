@@ -307,6 +307,13 @@ def test_multi_task_rounds_share_rollouts_and_evaluations_between_tasks(
         result = json.loads((run / f"eval/v001-{task}.json").read_text())
         assert result["task"] == task and [t["seed"] for t in result["trials"]] == \
             [1_000_000, 1_000_001]
+    # `habc table`: the pooled row, then one per task
+    assert main(["table", "--runs", str(run), "--out", str(tmp_path / "table.md")]) == 0
+    rows = (tmp_path / "table.md").read_text().splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == [
+        f"| {method} ({method})", f"| {method} ({method}): drawer-close",
+        f"| {method} ({method}): reach"]
+    assert rows[2].split(" | ")[-2] == "2"  # reach's rollouts
     # the critic is conditioned on the task, and the policy stays multi-task
     critic = load_file(str(run / "learner/latest/critic.safetensors"))
     assert critic["net.encoder.task_embedding.weight"].shape[0] == 2

@@ -54,22 +54,33 @@ def _cell(ev: dict[str, Any]) -> str:
 
 
 def rounds_table(runs: tuple[Path, ...]) -> str:
-    """Markdown: one row per run, success per round, final mean success length, effort."""
+    """Markdown: one row per run, success per round, final mean success length, effort.
+
+    A multi-task run has one more row per task, with that task's evaluation and rollouts.
+    """
     records = {Path(r): load_rounds(Path(r)) for r in runs}
     n = max(len(v) for v in records.values())
     head = ["method", *[f"round {i}" for i in range(n)], "final mean success length",
             "operator steps", "rollouts", "train+collect+eval s/round"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for run, recs in records.items():
+
+    def row(name: str, recs: list[dict[str, Any]], wall: str) -> str:
         cells = [_cell(rec["eval"]) for rec in recs] + ["-"] * (n - len(recs))
         msl = recs[-1]["eval"]["mean_success_length"]
-        online = recs[1:]
-        effort = sum(rec["rollouts"]["operator_steps"] for rec in online)
-        rollouts = sum(rec["rollouts"]["n"] for rec in online)
-        walls = [sum(rec["wall_s"].values()) for rec in online]
-        wall = f"{sum(walls) / len(walls):.0f}" if walls else "-"
+        effort = sum(rec["rollouts"]["operator_steps"] for rec in recs[1:])
+        rollouts = sum(rec["rollouts"]["n"] for rec in recs[1:])
         length = f"{msl:.1f}" if msl is not None else "-"
+        return (f"| {name} | " + " | ".join(cells)
+                + f" | {length} | {effort} | {rollouts} | {wall} |")
+
+    for run, recs in records.items():
+        walls = [sum(rec["wall_s"].values()) for rec in recs[1:]]
+        wall = f"{sum(walls) / len(walls):.0f}" if walls else "-"
         method = json.loads((run / "config.json").read_text())["method"]
-        lines.append(f"| {method} ({run.name}) | " + " | ".join(cells) +
-                     f" | {length} | {effort} | {rollouts} | {wall} |")
+        lines.append(row(f"{method} ({run.name})", recs, wall))
+        for task in recs[0].get("tasks", []):
+            per_task = [rec | {"eval": rec["eval_by_task"][task],
+                               "rollouts": rec.get("rollouts_by_task", {}).get(
+                                   task, {"n": 0, "operator_steps": 0})} for rec in recs]
+            lines.append(row(f"{method} ({run.name}): {task}", per_task, "-"))
     return "\n".join(lines) + "\n"
