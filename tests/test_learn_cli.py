@@ -187,3 +187,22 @@ def test_rabc_on_a_robot_task_takes_the_stores_stage_labels(tmp_path, rng, capsy
     args[args.index(str(tmp_path / "robot"))] = str(tmp_path / "plain")
     assert main([*args, "--run-dir", str(tmp_path / "run2")]) == 2
     assert "not every dataset has a stage column" in capsys.readouterr().err
+
+
+def test_learning_on_a_multi_task_online_runs_rollouts_publishes_the_same_policy(
+        multi_task_checkpoint, tmp_path):
+    """The equivalence above, with a multi-task policy and a critic conditioned on the task."""
+    online = tmp_path / "online"
+    assert main(["online", "--sft-checkpoint", str(multi_task_checkpoint), "--run-dir",
+                 str(online), "--method", "habc", "--rounds", "1", *TINY_ONLINE,
+                 "--max-steps", "150"]) == 0  # the drawer-close demos run up to 78 steps
+    assert learn(multi_task_checkpoint, online / "rollouts", tmp_path / "learn",
+                 "--max-steps", "150") == 0
+    mine = weights(tmp_path / "learn/policies/v001/model.safetensors")
+    theirs = weights(online / "policies/v001/model.safetensors")
+    assert "task_embedding.weight" in mine
+    assert all(np.array_equal(mine[k], theirs[k]) for k in theirs)
+    published = load_policy(tmp_path / "learn/policies/v001")
+    assert published.meta["tasks"] == ["drawer-close", "reach"]
+    record = json.loads((tmp_path / "learn/learn/round_001.json").read_text())
+    assert record["task"] == "drawer-close+reach"
