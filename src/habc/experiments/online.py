@@ -561,11 +561,11 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         return {"eval": pool_results(list(results.values())),
                 "eval_by_task": {t: _eval_fields(r) for t, r in results.items()}}
 
-    def describe(results: dict[str, dict[str, Any]]) -> str:
+    def describe(results: dict[str, dict[str, Any]], evaluated: dict[str, Any]) -> str:
+        """The round's evaluation for the console: pooled first, then each task's."""
         if len(results) == 1:
             return format_result(next(iter(results.values())))
-        pooled = format_result(pool_results(list(results.values())))
-        return "\n  ".join([pooled, *map(format_result, results.values())])
+        return "\n  ".join(map(format_result, [evaluated["eval"], *results.values()]))
 
     identity = {"method": config.method, "task": name} | \
         ({"tasks": [spec.name for spec in specs]} if len(specs) > 1 else {})
@@ -576,8 +576,9 @@ def run_online(config: OnlineConfig, console: Console | None = None,
     round0 = rounds_dir / "round_000.json"
     if not round0.exists():
         results = eval_policy(0)
-        round0.write_text(json.dumps({"round": 0, **identity, **eval_record(results)}, indent=2))
-        console.print(f"round 0 (SFT): {describe(results)}")
+        evaluated = eval_record(results)
+        round0.write_text(json.dumps({"round": 0, **identity, **evaluated}, indent=2))
+        console.print(f"round 0 (SFT): {describe(results, evaluated)}")
     records.append(json.loads(round0.read_text()))
 
     async_s: dict[int, float] = {}
@@ -609,12 +610,13 @@ def run_online(config: OnlineConfig, console: Console | None = None,
 
         start = time.perf_counter()
         results = eval_policy(r)
+        evaluated = eval_record(results)
         timing["eval_s"] = time.perf_counter() - start
         rollouts = rollout_summary(store, seeds) if seeds else {"n": 0, "operator_steps": 0}
         record: dict[str, Any] = {
             "round": r, **identity, "policy_version": r,
             "learner_step": learner.step, "ir_enabled": learner.ir_enabled,
-            **eval_record(results), "rollouts": rollouts, "train": train_stats, "wall_s": timing}
+            **evaluated, "rollouts": rollouts, "train": train_stats, "wall_s": timing}
         if len(specs) > 1 and seeds:
             record["rollouts_by_task"] = {spec.name: rollout_summary(store, seeds[i::len(specs)])
                                           for i, spec in enumerate(specs)}
@@ -622,8 +624,8 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         writer.add_scalar("eval/success_rate", record["eval"]["success_rate"], r)
         for t, result in record.get("eval_by_task", {}).items():
             writer.add_scalar(f"eval/{t}/success_rate", result["success_rate"], r)
-        console.print(f"round {r} ({config.method}): {describe(results)}; operator steps "
-                      f"{rollouts['operator_steps']}; "
+        console.print(f"round {r} ({config.method}): {describe(results, evaluated)}; "
+                      f"operator steps {rollouts['operator_steps']}; "
                       f"{sum(timing.values()):.0f} s")
         records.append(record)
     writer.close()

@@ -49,6 +49,16 @@ def load_rounds(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(f.read_text()) for f in files]
 
 
+def task_rounds(rounds: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """A multi-task run's round records as seen from one of its tasks.
+
+    That task's evaluation and rollouts replace the pooled ones.
+    """
+    return [rec | {"task": task, "eval": rec["eval_by_task"][task]}
+            | ({"rollouts": rec["rollouts_by_task"][task]} if "rollouts_by_task" in rec else {})
+            for rec in rounds]
+
+
 def _cell(ev: dict[str, Any]) -> str:
     return f"{ev['success_rate']:.0%} [{ev['ci95_low']:.0%}, {ev['ci95_high']:.0%}]"
 
@@ -79,8 +89,5 @@ def rounds_table(runs: tuple[Path, ...]) -> str:
         method = json.loads((run / "config.json").read_text())["method"]
         lines.append(row(f"{method} ({run.name})", recs, wall))
         for task in recs[0].get("tasks", []):
-            per_task = [rec | {"eval": rec["eval_by_task"][task],
-                               "rollouts": rec.get("rollouts_by_task", {}).get(
-                                   task, {"n": 0, "operator_steps": 0})} for rec in recs]
-            lines.append(row(f"{method} ({run.name}): {task}", per_task, "-"))
+            lines.append(row(f"{method} ({run.name}): {task}", task_rounds(recs, task), "-"))
     return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ from habc.envs.registry import eval_seeds, get_task
 from habc.episodes.episode import EpisodeSource
 from habc.errors import ConfigError, HabcError
 from habc.evaluation.evaluate import STAGE_KEYS, format_stage_counts
-from habc.experiments.tables import load_rounds, run_label
+from habc.experiments.tables import load_rounds, run_label, task_rounds
 from habc.policy.backend import load_policy
 from habc.report import figures
 from habc.report.traces import RunCritic, pick_episodes
@@ -65,16 +65,6 @@ class RunInfo:
     def running(self) -> bool:
         """Whether the run has not written its last planned round yet."""
         return len(self.rounds) - 1 < self.planned_rounds
-
-
-def task_rounds(rounds: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
-    """A multi-task run's round records as seen from one of its tasks.
-
-    That task's evaluation and rollouts replace the pooled ones.
-    """
-    return [rec | {"task": task, "eval": rec["eval_by_task"][task]}
-            | ({"rollouts": rec["rollouts_by_task"][task]} if "rollouts_by_task" in rec else {})
-            for rec in rounds]
 
 
 MULTI_TASK_SUFFIX = "_mt"

@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 from habc.credit.labels import UNCREDITED_KINDS, FrameKind, assign_credit
 from habc.critic.config import CriticConfig
 from habc.critic.networks import DualHeadCritic
-from habc.envs.registry import task_prompt
 from habc.episodes.store import EpisodeStore, StoreArrays
 from habc.errors import HabcError
+from habc.learner.online import episode_tasks
 from habc.policy.backend import load_policy
 from habc.weighting import advantages as adv
 from habc.weighting.rules import HabcRule
@@ -85,7 +85,7 @@ class RunCritic:
                                boundary_margin=self.boundary_margin)
         task = None
         if self.prompts:
-            index = self.prompts.index(task_prompt(str(arrays.task[episode])))
+            index = int(episode_tasks(arrays, self.prompts)[episode])
             task = torch.full((e - s,), index, dtype=torch.int64)
         with torch.no_grad():
             v, eff = self.critic(torch.from_numpy(arrays.state[s:e]),
