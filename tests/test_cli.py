@@ -172,6 +172,15 @@ def test_checkpoint_that_does_not_fit_task(tmp_path):
     assert "expects state 10/action 4" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_collect_stops_when_the_expert_keeps_failing(tmp_path):
+    """A step limit too short for the task ends with an error, not an endless search."""
+    r = habc("collect", "--task", "drawer-close", "--out", str(tmp_path / "ds"), "--max-steps",
+             "5", "--max-failures-in-a-row", "3")
+    assert r.returncode == 2
+    assert "failed 3 drawer-close episodes in a row (after 0 demos; step limit 5" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_invalid_option_type_is_rejected_by_the_parser():
     r = habc("collect", "--task", "reach", "--out", "x", "--num-episodes", "many")
     assert r.returncode == 2 and "Traceback" not in r.stderr

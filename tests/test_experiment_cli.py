@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from habc.cli import main
@@ -23,7 +24,7 @@ from habc.experiments.experiment import (
     sft_job,
 )
 from habc.experiments.rescore import check_block, final_checkpoints, rescored_table
-from habc.experiments.tables import run_label, step2_source
+from habc.experiments.tables import load_rounds, run_label, step2_source
 from habc.policy.backend import load_policy
 from habc.policy.config import PolicyConfig
 from habc.rollout.operator import OperatorConfig
@@ -515,7 +516,99 @@ def test_an_experiment_with_cameras_records_them_in_its_demos(tmp_path):
                           image_shift=2)
     spec = ExperimentSpec(name="cam", tasks=(("reach", 1),), sft_steps=2, batch_size=8,
                           max_steps=150, policy=policy)
-    sft_job(spec, tmp_path, "reach", 1, 0)
+    sft_job(spec, tmp_path, (("reach", 1),), 0)
     cell = tmp_path / "reach/seed_0"
     assert EpisodeStore.open(cell / "demos").image_shapes == {"corner2": (16, 16, 3)}
     assert load_policy(cell / "sft/checkpoints/last").config.cameras == ("corner2",)
+
+
+def test_a_multi_task_experiment_trains_one_policy_per_seed(tmp_path, capsys):
+    """multi_task: one policy per seed on both tasks, with per-task budgets, tables and scores."""
+    smoke = ExperimentConfig(preset="smoke").spec()
+    payload = json.loads(json.dumps(smoke.__dict__, default=lambda v: v.__dict__)) | {
+        "name": "smoke-mt", "tasks": [["reach", 2], ["button-press-topdown", 1]],
+        "multi_task": True,
+        "step1_methods": ["sft", "dagger", "habc"], "step2_methods": ["habc_ir"],
+        "max_steps": 100}
+    spec_file = tmp_path / "mt.json"
+    spec_file.write_text(json.dumps(payload))
+    spec = ExperimentSpec.from_json(payload)
+    out = tmp_path / "exp"
+    args = ["experiment", "--config-file", str(spec_file), "--out", str(out)]
+    assert sorted(j.name for j in experiment_jobs(spec, out)) == [
+        "expert button-press-topdown", "expert reach", "sft multi-task 0",
+        "step1 dagger multi-task 0", "step1 habc multi-task 0", "step1 sft multi-task 0",
+        "step2 habc_ir multi-task 0"]
+    assert main([*args, "--jobs", "2", "--no-report"]) == 0
+    # Each task's demos sit with the task; the one policy trains on both, for 2 x 10 steps.
+    assert EpisodeStore.open(out / "reach/seed_0/demos").num_episodes == 2
+    assert EpisodeStore.open(out / "button-press-topdown/seed_0/demos").num_episodes == 1
+    cell = out / "multi-task/seed_0"
+    assert load_policy(cell / "sft/checkpoints/last").prompts == ("button press topdown",
+                                                                     "reach")
+    assert int(np.loadtxt(cell / "sft/train_log.csv", delimiter=",", skiprows=1,
+                          ndmin=2)[-1, 0]) == 20
+    # Online runs get the per-task budgets times the two tasks.
+    config = json.loads((cell / "step1/habc/config.json").read_text())
+    assert (config["rollouts_per_round"], config["steps_per_round"]) == (4, 8)
+    assert config["habc"]["warmup_steps"] == 4
+    last = load_rounds(cell / "step2/habc_ir")[-1]
+    assert last["round"] == 2 and last["ir_enabled"]
+    assert last["tasks"] == ["button-press-topdown", "reach"]  # the checkpoint's order
+    assert {t: r["n"] for t, r in last["rollouts_by_task"].items()} == {
+        "reach": 2, "button-press-topdown": 2}
+    # The table has a row per task, with that task's evaluations of the shared runs.
+    table = (out / "results.md").read_text()
+    assert "One multi-task policy per seed for every task" in table
+    for task, demos in (("reach", 2), ("button-press-topdown", 1)):
+        row = next(line for line in table.splitlines()
+                   if line.startswith(f"| {task} ({demos} demos) |"))
+        dagger = load_rounds(cell / "step1/dagger")[-1]["eval_by_task"][task]["success_rate"]
+        sft = load_rounds(cell / "step1/sft")[0]["eval_by_task"][task]["success_rate"]
+        assert row.split(" | ")[2].startswith(f"{sft:.0%} [")
+        assert row.split(" | ")[4].startswith(f"{dagger:.0%} [")
+    # Rescoring scores the shared policy on each task.
+    assert main([*args, "--rescore", "100000", "--rescore-trials", "2", "--jobs", "2"]) == 0
+    for task in ("reach", "button-press-topdown"):
+        score = json.loads((out / f"rescore-100000/{task}/seed_0/step2_habc_ir.json")
+                           .read_text())
+        assert score["task"] == task
+        assert score["checkpoint"].endswith("multi-task/seed_0/step2/habc_ir/policies/v002")
+    assert set(final_checkpoints(spec, out, "reach", 0)) == {
+        "sft", "step1_sft", "step1_dagger", "step1_habc", "step2_habc_ir"}
+    # The report shows the shared runs under each task; a subset of its tasks is refused.
+    assert main(["report", str(out), "--no-animations"]) == 0
+    page = (out / "report/index.html").read_text()
+    assert "<td>button-press-topdown (1 demos)</td>" in page and "<td>habc_ir_mt</td>" in page
+    capsys.readouterr()
+    assert main([*args, "--tasks", "reach"]) == 2
+    assert "cannot pick tasks of a multi-task spec" in capsys.readouterr().err
+
+
+def test_multi_task_specs_are_checked_and_compare_task_by_task(tmp_path):
+    with pytest.raises(ConfigError, match="two or more tasks"):
+        ExperimentSpec(name="t", tasks=(("reach", 2),), multi_task=True)
+    with pytest.raises(ConfigError, match="async"):
+        ExperimentSpec(name="t", tasks=(("reach", 2), ("push", 2)), multi_task=True,
+                       online_mode="async")
+    # A multi-task experiment against single-task runs, read each in its own layout: reach
+    # 6 of 10 (seed 0's round 2) against 5 of 10; push 3 of 10 against 4 of 10.
+    spec = ExperimentSpec(name="t", tasks=(("reach", 2), ("push", 2)), seeds=(0,),
+                          step1_methods=("habc",), step1_rounds=2, step2_methods=(),
+                          multi_task=True)
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    run = mine / "multi-task/seed_0/step1/habc"
+    _write_rounds(run, [0.0, 0.0, 0.0])
+    for r, (reach, push) in enumerate([(0.2, 0.1), (0.4, 0.2), (0.6, 0.3)]):
+        path = run / f"rounds/round_{r:03d}.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"eval_by_task": {
+            t: {"success_rate": x, "n_trials": 10, "mean_success_length": 90.0}
+            for t, x in (("reach", reach), ("push", push))}}))
+    _write_rounds(theirs / "reach/seed_0/step1/habc", [0.2, 0.5, 0.5])
+    _write_rounds(theirs / "push/seed_0/step1/habc", [0.1, 0.3, 0.4])
+    (theirs / "spec.json").write_text(json.dumps({"name": "s", "tasks": [["reach", 2]]}))
+    rows = comparison_table(mine, theirs, spec).splitlines()
+    low, high = difference_interval(6, 10, 5, 10)
+    # last 2 rounds: (4 + 6) / 20 - (5 + 5) / 20
+    assert rows[4] == (f"| reach | habc | 60% | 50% | +10 [{100 * low:+.0f}, "
+                       f"{100 * high:+.0f}] | +0 |  |")

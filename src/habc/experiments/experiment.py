@@ -1,16 +1,18 @@
 """`habc experiment`: the paper's study in simulation, every method side by side.
 
-For each task and seed: demos + SFT once; Step 1: every Step-1 method for ``step1_rounds``
+For each task and seed (or, with ``multi_task``, for each seed: one policy for every task): demos
++ SFT once; Step 1: every Step-1 method for ``step1_rounds``
 rounds from that same SFT checkpoint with equal rollout and gradient budgets; Step 2: from the
 Step-1 HABC run, continue ``habc`` and ``habc_ir`` for ``step2_rounds`` more rounds (IR switches
 on after the initial phase). Jobs run in parallel processes as soon as the jobs they build on
 have finished, later stages first, so each task and seed completes end to end early; every job
 is resumable, so re-running the command after a crash redoes nothing that finished.
 
-Layout: ``OUT/<task>/seed_<s>/{demos, sft, step1/<method>, step2/<method>}``,
-``OUT/<task>/expert.json`` (the scripted expert on the evaluation seeds) plus ``OUT/results.md``
-and the HTML report in ``OUT/report``; ``--rescore`` adds ``OUT/rescore-<offset>/`` (see
-``habc.experiments.rescore``).
+Layout: ``OUT/<task>/seed_<s>/{demos, sft, step1/<method>, step2/<method>}``; a multi-task
+spec keeps each task's demos there and its policy's runs in ``OUT/multi-task/seed_<s>/{sft,
+step1/.., step2/..}``; ``OUT/<task>/expert.json`` (the scripted expert on the evaluation seeds)
+plus ``OUT/results.md`` and the HTML report in ``OUT/report``; ``--rescore`` adds
+``OUT/rescore-<offset>/`` (see ``habc.experiments.rescore``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from habc.errors import ConfigError, HabcError
 from habc.evaluation.evaluate import EvalConfig, evaluate
 from habc.evaluation.stats import difference_interval, wilson_interval
 from habc.experiments.online import METHODS, OnlineConfig, run_online
-from habc.experiments.tables import load_rounds, run_label, step2_source
+from habc.experiments.tables import load_rounds, run_label, step2_source, task_rounds
 from habc.learner.online import OWN_POOL_METHODS, LearnerConfig
 from habc.learner.sft import TrainConfig, train_sft
 from habc.policy.config import PolicyConfig
@@ -93,6 +95,12 @@ class ExperimentSpec:
     OnlineConfig.mode); sft always runs in rounds."""
     hiors_reward: Literal["none", "progress"] = "none"
     """What weights hiors's kept samples: nothing, or rabc's progress model (see RejectionRule)."""
+    multi_task: bool = False
+    """One policy per seed for every task (README *Multi-task policies*): SFT on all the tasks'
+    demos, and online runs whose rollouts alternate between the tasks and whose rounds evaluate
+    each task. The budgets above stay per task, and the shared policy gets their sum (SFT
+    steps, rollouts, learner steps, warm-up and critic steps times the number of tasks), so
+    each task gets what a single-task run gets. Its runs read as ``<method>_mt`` in the report."""
     late_rounds: int = 3
     """The results also average each run's success over its last this-many rounds (at most
     its step's own rounds): a view less sensitive to one checkpoint's luck. The targets are
@@ -137,10 +145,24 @@ class ExperimentSpec:
             raise ConfigError("eval_seed_offset must be >= 0 (0: the reported block)")
         if self.critic_steps_per_round is not None and self.critic_steps_per_round < 1:
             raise ConfigError("critic_steps_per_round must be >= 1 (or null: every step)")
+        if self.multi_task and len(self.tasks) < 2:
+            raise ConfigError("multi_task needs two or more tasks")
+        if self.multi_task and self.online_mode == "async":
+            raise ConfigError("async mode runs single-task policies; multi_task needs "
+                              "online_mode 'sync'")
+
+    @property
+    def tasks_per_policy(self) -> int:
+        """How many tasks each policy serves: the factor on its per-task budgets."""
+        return len(self.tasks) if self.multi_task else 1
+
+    def policies(self) -> list[tuple[tuple[str, int], ...]]:
+        """The (task, demos) that each seed's policies train on: one entry per policy."""
+        return [self.tasks] if self.multi_task else [(t,) for t in self.tasks]
 
     def habc_rule(self) -> HabcRule:
-        """The weighting rule of the HABC methods' runs."""
-        return HabcRule(warmup_steps=self.warmup_steps, beta=self.beta)
+        """The weighting rule of the HABC methods' runs (the warm-up is per task)."""
+        return HabcRule(warmup_steps=self.warmup_steps * self.tasks_per_policy, beta=self.beta)
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> ExperimentSpec:
@@ -196,7 +218,8 @@ class ExperimentConfig:
     against: Path | None = None
     """Run nothing: compare OUT's finished runs with this experiment directory's (an A/B arm,
     or the benchmark before a change), method by method, with 95% intervals of the
-    differences. Both are read with OUT's spec."""
+    differences. Both are read with OUT's spec, each with its own layout (a multi-task
+    experiment against single-task runs, say)."""
 
     rescore: int | None = None
     """Run no training: evaluate the final policy of every finished run, each seed's SFT
@@ -235,6 +258,9 @@ class ExperimentConfig:
             names = [t for t, _ in payload.get("tasks", [])]
             if unknown := sorted(set(self.tasks) - set(names)):
                 raise ConfigError(f"tasks {unknown} are not in the spec's {names}")
+            if payload.get("multi_task"):
+                raise ConfigError("--tasks cannot pick tasks of a multi-task spec: its policy "
+                                  "trains on all of them")
             payload["tasks"] = [[t, n] for t, n in payload["tasks"] if t in self.tasks]
         return ExperimentSpec.from_json(payload)
 
@@ -243,8 +269,20 @@ class ExperimentConfig:
 EXPERT_FILE = "expert.json"
 
 def cell_dir(out: Path, task: str, seed: int) -> Path:
-    """The directory of one task and seed: ``OUT/<task>/seed_<s>``."""
+    """The directory of one task and seed: ``OUT/<task>/seed_<s>`` (its demos, expert)."""
     return out / get_task(task).name / f"seed_{seed}"
+
+
+MULTI_TASK = "multi-task"
+"""The folder of a multi-task spec's runs: ``OUT/multi-task/seed_<s>``."""
+
+
+def policy_cell(out: Path, task: str, seed: int, multi_task: bool) -> Path:
+    """Where the SFT and online runs of ``task``'s policy of ``seed`` live.
+
+    ``multi_task``: the spec's (one policy for every task).
+    """
+    return out / MULTI_TASK / f"seed_{seed}" if multi_task else cell_dir(out, task, seed)
 
 
 def quiet_job() -> None:
@@ -256,11 +294,9 @@ def quiet_job() -> None:
     torch.set_num_threads(1)
 
 
-def sft_job(spec: ExperimentSpec, out: Path, task: str, demos: int, seed: int) -> str:
-    """Demos (seed-specific training seeds) and SFT for one task and seed."""
-    quiet_job()
-    cell = cell_dir(out, task, seed)
-    ds = cell / "demos"
+def _demos(spec: ExperimentSpec, out: Path, task: str, demos: int, seed: int) -> Path:
+    """Collect (or top up) one task's demos of ``seed`` (seed-specific training seeds)."""
+    ds = cell_dir(out, task, seed) / "demos"
     have = 0
     if (ds / "meta/info.json").exists():
         from habc.episodes.store import EpisodeStore
@@ -273,21 +309,35 @@ def sft_job(spec: ExperimentSpec, out: Path, task: str, demos: int, seed: int) -
                                     cameras=spec.policy.cameras,
                                     image_size=spec.policy.image_size),
                       show_progress=False)
-    train_sft(TrainConfig(datasets=(ds,), run_dir=cell / "sft", steps=spec.sft_steps,
-                          seed=seed, num_threads=1, policy=spec.policy,
-                          batch_size=spec.batch_size), show_progress=False)
-    return f"{task} seed {seed}: SFT"
+    return ds
+
+
+def sft_job(spec: ExperimentSpec, out: Path, tasks: tuple[tuple[str, int], ...],
+            seed: int) -> str:
+    """Demos and SFT of one policy of ``seed`` on ``tasks`` ((task, demos); several: multi-task).
+
+    SFT trains ``sft_steps`` per task.
+    """
+    quiet_job()
+    datasets = tuple(_demos(spec, out, t, n, seed) for t, n in tasks)
+    cell = policy_cell(out, tasks[0][0], seed, spec.multi_task)
+    train_sft(TrainConfig(datasets=datasets, run_dir=cell / "sft",
+                          steps=spec.sft_steps * len(tasks), seed=seed, num_threads=1,
+                          policy=spec.policy, batch_size=spec.batch_size), show_progress=False)
+    return f"{'+'.join(t for t, _ in tasks)} seed {seed}: SFT"
 
 
 def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path, rounds: int,
                    seed: int) -> OnlineConfig:
     habc = method in ("habc_v", "habc", "habc_ir")
+    per_task = spec.tasks_per_policy
     return OnlineConfig(
         sft_checkpoint=cell / "sft" / "checkpoints" / "last", run_dir=run_dir,
         method=method,  # type: ignore[arg-type]
         mode=spec.online_mode if method != "sft" else "sync",
         rounds=rounds, initial_rounds=spec.step1_rounds,
-        rollouts_per_round=spec.rollouts_per_round, steps_per_round=spec.steps_per_round,
+        rollouts_per_round=spec.rollouts_per_round * per_task,
+        steps_per_round=spec.steps_per_round * per_task,
         eval_trials=spec.eval_trials, eval_seed_offset=spec.eval_seed_offset, workers=1,
         seed=seed, max_steps=spec.max_steps, operator=spec.operator,
         num_threads=1, learner=LearnerConfig(
@@ -295,17 +345,19 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
             advantage_horizon=spec.advantage_horizon, actor_ema=spec.actor_ema,
             boundary_margin=spec.boundary_margin,
             actor_batches=spec.actor_batches if habc else "shared",
-            critic_steps_per_round=spec.critic_steps_per_round if habc else None,
+            critic_steps_per_round=spec.critic_steps_per_round * per_task
+            if habc and spec.critic_steps_per_round is not None else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers
             or not (habc or method in OWN_POOL_METHODS)),
         habc=spec.habc_rule(), hiors=RejectionRule(reward=spec.hiors_reward))
 
 
-def online_job(spec: ExperimentSpec, out: Path, task: str, seed: int, method: str,
-               step: int) -> str:
-    """One Step-1 run, or one Step-2 run forked from its Step-1 run (``step2_source``)."""
+def online_job(spec: ExperimentSpec, cell: Path, seed: int, method: str, step: int) -> str:
+    """One Step-1 run of the policy in ``cell``, or one Step-2 run forked from its Step-1 run.
+
+    A Step-2 run continues the Step-1 run of ``step2_source``.
+    """
     quiet_job()
-    cell = cell_dir(out, task, seed)
     run_dir = cell / f"step{step}" / method
     rounds = final_round(spec, step)
     if step == 2 and not (run_dir / "config.json").exists():
@@ -320,7 +372,7 @@ def online_job(spec: ExperimentSpec, out: Path, task: str, seed: int, method: st
     with log.open("a") as handle:
         run_online(_online_config(spec, cell, method, run_dir, rounds, seed),
                    Console(file=handle, width=100), show_progress=False)
-    return f"{task} seed {seed}: step {step} {method}"
+    return f"{cell.parent.name} seed {seed}: step {step} {method}"
 
 
 @dataclass(frozen=True)
@@ -339,16 +391,22 @@ class Job:
 
 
 def experiment_jobs(spec: ExperimentSpec, out: Path) -> list[Job]:
-    """Every job of an experiment, with the dependencies between them."""
+    """Every job of an experiment, with the dependencies between them.
+
+    Jobs are named by the policy's tasks (``sft reach 0``; a multi-task policy's ``sft
+    multi-task 0``).
+    """
     jobs = [Job(f"expert {t}", 0, expert_job, (spec, out, t)) for t, _ in spec.tasks]
-    for t, n in spec.tasks:
+    for tasks in spec.policies():
+        name = MULTI_TASK if spec.multi_task else tasks[0][0]
         for s in spec.seeds:
-            sft = f"sft {t} {s}"
-            jobs.append(Job(sft, 0, sft_job, (spec, out, t, n, s)))
-            jobs += [Job(f"step1 {m} {t} {s}", 1, online_job, (spec, out, t, s, m, 1),
+            cell = policy_cell(out, tasks[0][0], s, spec.multi_task)
+            sft = f"sft {name} {s}"
+            jobs.append(Job(sft, 0, sft_job, (spec, out, tasks, s)))
+            jobs += [Job(f"step1 {m} {name} {s}", 1, online_job, (spec, cell, s, m, 1),
                          frozenset({sft})) for m in spec.step1_methods]
-            jobs += [Job(f"step2 {m} {t} {s}", 2, online_job, (spec, out, t, s, m, 2),
-                         frozenset({f"step1 {step2_source(m)} {t} {s}"}))
+            jobs += [Job(f"step2 {m} {name} {s}", 2, online_job, (spec, cell, s, m, 2),
+                         frozenset({f"step1 {step2_source(m)} {name} {s}"}))
                      for m in spec.step2_methods]
     return jobs
 
@@ -476,14 +534,22 @@ def final_round(spec: ExperimentSpec, step: int) -> int:
 
 
 def _seed_rounds(out: Path, spec: ExperimentSpec, task: str, step: int, method: str,
-                 sft: dict[int, dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
-    """Per finished seed of one run, the evals of rounds 0 to final (records each SFT eval)."""
+                 sft: dict[int, dict[str, Any]], *,
+                 multi_task: bool | None = None) -> dict[int, list[dict[str, Any]]]:
+    """Per finished seed of one run, the evals of rounds 0 to final (records each SFT eval).
+
+    ``multi_task`` (default: the spec's) reads the runs of ``out``'s multi-task policies, with
+    ``task``'s evals.
+    """
     rounds = final_round(spec, step)
+    multi_task = spec.multi_task if multi_task is None else multi_task
     per_seed = {}
     for s in spec.seeds:
-        run = cell_dir(out, task, s) / f"step{step}" / method
+        run = policy_cell(out, task, s, multi_task) / f"step{step}" / method
         started = any((run / "rounds").glob("round_*.json"))
         recs = load_rounds(run) if started else []
+        if recs and multi_task:
+            recs = task_rounds(recs, task)
         if recs and step == 1:
             sft.setdefault(s, recs[0]["eval"])
         if len(recs) > rounds:
@@ -557,7 +623,10 @@ def result_tables(out: Path, spec: ExperimentSpec, scores: Scores | None = None)
                f"(Step 1){step2}; {spec.eval_trials} evaluation trials per seed (seeds "
                f"{EVAL_SEED_BASE + spec.eval_seed_offset}+), pooled over seeds "
                f"{list(spec.seeds)}; SFT = round 0; expert = the scripted expert on the same "
-               "seeds. Mean success length in parentheses, then the per-seed rates.")
+               "seeds. Mean success length in parentheses, then the per-seed rates."
+               + (" One multi-task policy per seed for every task (SFT on all the tasks' demos; "
+                  "each online round's rollouts alternate between the tasks): a task's cells "
+                  "are that policy's evaluations on it." if spec.multi_task else ""))
     rows, target_rows, late_rows = [], [], []
     late = _late_rounds(spec)
     late_step2 = (f"; Step 2: rounds {spec.step1_rounds + spec.step2_rounds - late[2] + 1}-"
@@ -606,20 +675,25 @@ def _late_rounds(spec: ExperimentSpec) -> dict[int, int]:
 def comparison_table(out: Path, against: Path, spec: ExperimentSpec) -> str:
     """Final success of ``out``'s runs against ``against``'s, method by method (Markdown).
 
-    Both directories are read with ``spec`` (``out``'s). Per task and method, over the seeds
-    finished in both: each side's pooled final success, the difference in points with its 95%
-    interval, the per-seed differences and the difference of the last-rounds averages; the
-    rows ``all tasks`` pool the tasks.
+    Both directories are read with ``spec`` (``out``'s), each with the layout of its own
+    ``spec.json``: a multi-task experiment compares task by task with single-task runs. Per
+    task and method, over the seeds finished in both: each side's pooled final success, the
+    difference in points with its 95% interval, the per-seed differences and the difference of
+    the last-rounds averages; the rows ``all tasks`` pool the tasks.
     """
     late = _late_rounds(spec)
     rows: list[list[str]] = []
     pools: dict[str, list[tuple[int, int, int, int, float]]] = {}
+    saved = against / "spec.json"
+    multi_task = json.loads(saved.read_text()).get("multi_task", False) if saved.exists() \
+        else spec.multi_task
     for task, _ in spec.tasks:
         for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods)):
             for method in methods:
                 name = run_label(step, method)
                 mine = _seed_rounds(out, spec, task, step, method, {})
-                theirs = _seed_rounds(against, spec, task, step, method, {})
+                theirs = _seed_rounds(against, spec, task, step, method, {},
+                                      multi_task=multi_task)
                 seeds = [s for s in spec.seeds if s in mine and s in theirs]
                 if not seeds:
                     rows.append([task, name, "-", "-", "-", "-", "-"])

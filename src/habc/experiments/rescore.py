@@ -27,9 +27,9 @@ from habc.experiments.experiment import (
     ExperimentSpec,
     Job,
     ResultTables,
-    cell_dir,
     final_round,
     markdown_table,
+    policy_cell,
     quiet_job,
     result_tables,
     run_jobs,
@@ -59,12 +59,12 @@ def check_block(spec: ExperimentSpec, offset: int, trials: int) -> None:
 
 def final_checkpoints(spec: ExperimentSpec, out: Path, task: str,
                       seed: int) -> dict[str, Path]:
-    """Score name -> checkpoint of one task and seed.
+    """Score name -> checkpoint of one task and seed (a multi-task spec's: the shared policy's).
 
     ``sft`` when the SFT checkpoint is trained, and ``step<k>_<method>`` (its last round's
     policy) for every run that has finished its rounds.
     """
-    cell = cell_dir(out, task, seed)
+    cell = policy_cell(out, task, seed, spec.multi_task)
     found = {}
     if (cell / "sft/checkpoints/last/model.safetensors").exists():
         found["sft"] = cell / "sft/checkpoints/last"

@@ -13,7 +13,7 @@ from rich.progress import Progress
 from habc.envs.registry import check_train_seeds, get_task, make_env, make_expert
 from habc.episodes.episode import EpisodeSource
 from habc.episodes.store import EpisodeStore
-from habc.errors import ConfigError
+from habc.errors import ConfigError, HabcError
 from habc.rollout.actors import ExpertActor
 from habc.rollout.runner import run_episode
 
@@ -32,6 +32,9 @@ class CollectConfig:
     """First training seed to try; seeds go up by one per attempt."""
     max_seed: int = 100_000
     """Stop with an error if no more seeds are left below this bound."""
+    max_failures_in_a_row: int = 50
+    """Stop with an error after this many failed attempts in a row (a step limit too short for
+    the task, say, or action noise the expert cannot recover from)."""
     action_noise: float = 0.0
     """Std of Gaussian noise added to the expert's actions (demos still must succeed)."""
     max_steps: int | None = None
@@ -53,6 +56,8 @@ class CollectConfig:
             raise ConfigError("action_noise must be >= 0")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError("max_steps must be >= 1")
+        if self.max_failures_in_a_row < 1:
+            raise ConfigError("max_failures_in_a_row must be >= 1")
         check_train_seeds([self.seed_start, self.max_seed - 1])
 
 
@@ -77,7 +82,7 @@ def collect_demos(config: CollectConfig, *, show_progress: bool = True) -> dict[
         used = set()
     actor = ExpertActor(make_expert(task), noise_std=config.action_noise,
                         rng=np.random.default_rng(config.noise_seed))
-    kept, discarded, seed = 0, 0, config.seed_start
+    kept, discarded, in_a_row, seed = 0, 0, 0, config.seed_start
     start = time.perf_counter()
     with Progress(disable=not show_progress, transient=True) as progress:
         bar = progress.add_task(f"demos {task.name}", total=config.num_episodes)
@@ -91,7 +96,15 @@ def collect_demos(config: CollectConfig, *, show_progress: bool = True) -> dict[
             seed += 1
             if not episode.success:
                 discarded += 1
+                in_a_row += 1
+                if in_a_row >= config.max_failures_in_a_row:
+                    env.close()
+                    raise HabcError(
+                        f"the scripted expert failed {in_a_row} {task.name} episodes in a row "
+                        f"(after {kept} demos; step limit {env.max_steps}, action noise "
+                        f"{config.action_noise}); raise max_steps or lower action_noise")
                 continue
+            in_a_row = 0
             store.append([episode])
             kept += 1
             progress.advance(bar)
