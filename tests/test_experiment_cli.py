@@ -588,9 +588,6 @@ def test_a_multi_task_experiment_trains_one_policy_per_seed(tmp_path, capsys):
 def test_multi_task_specs_are_checked_and_compare_task_by_task(tmp_path):
     with pytest.raises(ConfigError, match="two or more tasks"):
         ExperimentSpec(name="t", tasks=(("reach", 2),), multi_task=True)
-    with pytest.raises(ConfigError, match="async"):
-        ExperimentSpec(name="t", tasks=(("reach", 2), ("push", 2)), multi_task=True,
-                       online_mode="async")
     # A multi-task experiment against single-task runs, read each in its own layout: reach
     # 6 of 10 (seed 0's round 2) against 5 of 10; push 3 of 10 against 4 of 10.
     spec = ExperimentSpec(name="t", tasks=(("reach", 2), ("push", 2)), seeds=(0,),

@@ -322,11 +322,24 @@ def test_multi_task_rounds_share_rollouts_and_evaluations_between_tasks(
     assert policy["meta"]["tasks"] == ["drawer-close", "reach"] and "task" not in policy["meta"]
 
 
-def test_multi_task_refuses_async(multi_task_checkpoint, tmp_path, capsys):
-    assert main(["online", "--sft-checkpoint", str(multi_task_checkpoint), "--run-dir",
-                 str(tmp_path / "hiors"), "--method", "hiors", "--mode", "async", "--rounds", "1",
-                 *TINY_ONLINE]) == 2
-    assert "async mode runs single" in capsys.readouterr().err
+def test_multi_task_async_rounds_alternate_tasks_like_sync_rounds(multi_task_checkpoint,
+                                                                  tmp_path):
+    """Async mode from a multi-task checkpoint: the workers serve both tasks, round r's
+    seeds go to the tasks in turn as in sync rounds, and with async_max_lag 0 round r's
+    episodes come from v(r - 1)."""
+    run = tmp_path / "hiors"
+    assert main(["online", "--sft-checkpoint", str(multi_task_checkpoint), "--run-dir", str(run),
+                 "--method", "hiors", "--mode", "async", *TINY_ONLINE, "--rounds", "2"]) == 0
+    arrays = EpisodeStore.open(run / "rollouts").read()
+    assert {t: sorted(arrays.seed[arrays.task == t].tolist()) for t in set(arrays.task)} == \
+        {"drawer-close": [10_000, 10_002, 10_003, 10_005], "reach": [10_001, 10_004]}
+    version = np.maximum.reduceat(arrays.policy_version, arrays.episode_starts)
+    np.testing.assert_array_equal(version, (arrays.seed - 10_000) // 3)
+    record = json.loads((run / "rounds/round_002.json").read_text())
+    assert record["wall_s"]["collect_and_train_s"] > 0
+    assert {t: r["n"] for t, r in record["rollouts_by_task"].items()} == \
+        {"drawer-close": 2, "reach": 1}
+    assert sorted(record["eval_by_task"]) == ["drawer-close", "reach"]
 
 
 def test_multi_task_rabc_has_a_progress_tower_per_task(multi_task_checkpoint, tmp_path):

@@ -147,9 +147,6 @@ class ExperimentSpec:
             raise ConfigError("critic_steps_per_round must be >= 1 (or null: every step)")
         if self.multi_task and len(self.tasks) < 2:
             raise ConfigError("multi_task needs two or more tasks")
-        if self.multi_task and self.online_mode == "async":
-            raise ConfigError("async mode runs single-task policies; multi_task needs "
-                              "online_mode 'sync'")
 
     @property
     def tasks_per_policy(self) -> int:

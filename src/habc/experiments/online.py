@@ -199,22 +199,36 @@ class OnlineConfig:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_rollout_worker(policy_dir: Path, task: str, operator: OperatorConfig,
+RolloutItem = tuple[int, str]
+"""One rollout to collect: (env seed, task name)."""
+
+
+def rollout_items(seeds: Sequence[int], tasks: Sequence[str]) -> list[RolloutItem]:
+    """The rollouts of a round's ``seeds``: seed i goes to task i mod len(tasks)."""
+    return [(s, tasks[i % len(tasks)]) for i, s in enumerate(seeds)]
+
+
+def _init_rollout_worker(policy_dir: Path, tasks: tuple[str, ...], operator: OperatorConfig,
                          seed: int, max_steps: int | None) -> None:
+    """Load the policy, and an environment and a simulated operator for each of ``tasks``."""
     torch.set_num_threads(1)
-    spec = get_task(task)
     policy = load_policy(policy_dir)
-    env = make_policy_env(spec, policy, max_steps=max_steps)
-    check_fits(policy, env, policy_dir)
-    _WORKER.update(env=env, policy=policy, seed=seed, version=int(policy.meta["policy_version"]),
-                   operator=SimulatedOperator(
-                       operator, make_expert(spec), np.random.default_rng(seed),
-                       backoff_action=np.asarray(spec.backoff_action, dtype=np.float32)))
+    envs, operators = {}, {}
+    for task in tasks:
+        spec = get_task(task)
+        envs[task] = make_policy_env(spec, policy, max_steps=max_steps)
+        check_fits(policy, envs[task], policy_dir)
+        operators[task] = SimulatedOperator(
+            operator, make_expert(spec), np.random.default_rng(seed),
+            backoff_action=np.asarray(spec.backoff_action, dtype=np.float32))
+    _WORKER.update(envs=envs, policy=policy, seed=seed, operators=operators,
+                   version=int(policy.meta["policy_version"]))
 
 
-def _rollout(env_seed: int) -> Episode:
-    env = _WORKER["env"]
-    operator: SimulatedOperator = _WORKER["operator"]
+def _rollout(item: RolloutItem) -> Episode:
+    env_seed, task = item
+    env = _WORKER["envs"][task]
+    operator: SimulatedOperator = _WORKER["operators"][task]
     operator.rng = np.random.default_rng([_WORKER["seed"], env_seed])
     actor = PolicyActor(_WORKER["policy"], prompt=env.task.prompt, version=_WORKER["version"],
                         generator=torch.Generator().manual_seed(_WORKER["seed"] * 7919 + env_seed))
@@ -230,63 +244,64 @@ def newest_policy_version(policies: Path) -> int:
     return max(versions, default=-1)
 
 
-def _init_async_worker(run_dir: Path, task: str, operator: OperatorConfig, seed: int,
-                       max_steps: int | None) -> None:
-    _init_rollout_worker(_policy_dir(run_dir, 0), task, operator, seed, max_steps)
+def _init_async_worker(run_dir: Path, tasks: tuple[str, ...], operator: OperatorConfig,
+                       seed: int, max_steps: int | None) -> None:
+    _init_rollout_worker(_policy_dir(run_dir, 0), tasks, operator, seed, max_steps)
     _WORKER["run_dir"] = run_dir
 
 
-def _rollout_newest(env_seed: int) -> Episode:
+def _rollout_newest(item: RolloutItem) -> Episode:
     """One rollout with the newest published policy (loaded when a newer one appears)."""
     version = newest_policy_version(Path(_WORKER["run_dir"]) / "policies")
     if version > _WORKER["version"]:
         policy = load_policy(_policy_dir(Path(_WORKER["run_dir"]), version))
         _WORKER.update(policy=policy, version=version)
-    return _rollout(env_seed)
+    return _rollout(item)
 
 
-def _rollout_published(item: tuple[int, list[Any], int]) -> Episode:
-    """One rollout on a Ray worker: ``(policy version, [its files' object ref], env seed)``.
+def _rollout_published(item: tuple[int, list[Any], RolloutItem]) -> Episode:
+    """One rollout on a Ray worker: ``(policy version, [its files' object ref], rollout)``.
 
     The policy is fetched from Ray's object store only when the version is newer than the
     worker's.
     """
     import ray
 
-    version, (files,), env_seed = item
+    version, (files,), rollout = item
     if version > _WORKER["version"]:
         with tempfile.TemporaryDirectory(prefix="habc-policy-") as tmp:
             policy = load_policy(write_checkpoint(ray.get(files), Path(tmp) / "policy"))
         _WORKER.update(policy=policy, version=version)
-    return _rollout(env_seed)
+    return _rollout(rollout)
 
 
 @contextmanager
-def _async_workers(config: OnlineConfig, task: str) -> Iterator[Callable[[int], Future[Episode]]]:
-    """``submit(env seed)`` -> the future episode, collected with the newest published policy.
+def _async_workers(config: OnlineConfig, tasks: tuple[str, ...]) \
+        -> Iterator[Callable[[RolloutItem], Future[Episode]]]:
+    """``submit((env seed, task))`` -> the future episode, with the newest published policy.
 
     Local worker processes read ``policies/`` themselves; Ray workers get the newest version
     when they take the seed (``RayDispatcher``), its files put into the object store once.
     """
     run_dir = Path(config.run_dir)
-    args = (task, config.operator, config.seed, config.max_steps)
+    args = (tasks, config.operator, config.seed, config.max_steps)
     if config.ray_address is None:
         with ProcessPoolExecutor(config.workers, mp_context=mp.get_context("spawn"),
                                  initializer=_init_async_worker,
                                  initargs=(run_dir, *args)) as pool:
-            yield lambda env_seed: pool.submit(_rollout_newest, env_seed)
+            yield lambda item: pool.submit(_rollout_newest, item)
         return
     import ray
 
     refs: dict[int, Any] = {}
     lock = threading.Lock()
 
-    def prepare(env_seed: int) -> tuple[int, list[Any], int]:
+    def prepare(item: RolloutItem) -> tuple[int, list[Any], RolloutItem]:
         version = newest_policy_version(run_dir / "policies")
         with lock:
             if version not in refs:
                 refs[version] = ray.put(checkpoint_files(_policy_dir(run_dir, version)))
-        return version, [refs[version]], env_seed
+        return version, [refs[version]], item
 
     with RayDispatcher(config.ray_address, config.workers, _policy_dir(run_dir, 0),
                        _init_rollout_worker, args, _rollout_published, prepare) as dispatcher:
@@ -307,16 +322,20 @@ def _stored_seeds(store: EpisodeStore) -> set[int]:
     return set(store.read().seed.tolist()) if store.num_episodes else set()
 
 
-def collect_rollouts(store: EpisodeStore, policy_dir: Path, task: str, seeds: list[int],
+def collect_rollouts(store: EpisodeStore, policy_dir: Path, items: list[RolloutItem],
                      config: OnlineConfig, progress: Progress) -> None:
-    """Collect the rollouts of ``seeds`` not yet in ``store``, appending each as it finishes."""
+    """Collect the rollouts ``items`` not yet in ``store``, appending each as it finishes.
+
+    One pool of workers serves every task of the items (each worker builds their envs).
+    """
     have = _stored_seeds(store)
-    todo = [s for s in seeds if s not in have]
+    todo = [item for item in items if item[0] not in have]
     if not todo:
         return
-    bar = progress.add_task("rollouts", total=len(seeds), completed=len(seeds) - len(todo),
+    bar = progress.add_task("rollouts", total=len(items), completed=len(items) - len(todo),
                             name="rollouts", info="")
-    args = (policy_dir, task, config.operator, config.seed, config.max_steps)
+    tasks = tuple(dict.fromkeys(task for _, task in todo))
+    args = (policy_dir, tasks, config.operator, config.seed, config.max_steps)
     workers = min(config.workers, len(todo))
     if config.ray_address is not None:
         for episode in ray_map(config.ray_address, workers, policy_dir, todo,
@@ -325,13 +344,13 @@ def collect_rollouts(store: EpisodeStore, policy_dir: Path, task: str, seeds: li
             progress.advance(bar)
     elif workers == 1:
         _init_rollout_worker(*args)
-        for s in todo:
-            store.append([_rollout(s)])
+        for item in todo:
+            store.append([_rollout(item)])
             progress.advance(bar)
     else:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                                  initializer=_init_rollout_worker, initargs=args) as pool:
-            for future in as_completed([pool.submit(_rollout, s) for s in todo]):
+            for future in as_completed([pool.submit(_rollout, item) for item in todo]):
                 store.append([future.result()])
                 progress.advance(bar)
     progress.remove_task(bar)
@@ -517,10 +536,8 @@ def run_online(config: OnlineConfig, console: Console | None = None,
     run_dir = Path(config.run_dir)
     sft = load_policy(config.sft_checkpoint)
     specs = [get_task(t) for t in checkpoint_tasks(sft)]
-    name = "+".join(spec.name for spec in specs)
-    if len(specs) > 1 and config.mode == "async":
-        raise ConfigError("async mode runs single-task policies; this checkpoint is multi-task "
-                          f"({name})")
+    tasks = tuple(spec.name for spec in specs)
+    name = "+".join(tasks)
     demos = config.demos or tuple(Path(d) for d in sft.meta.get("datasets", []))
     if not demos:
         raise ConfigError("no demo dataset: pass --demos (the checkpoint does not record one)")
@@ -584,7 +601,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
     async_s: dict[int, float] = {}
     if config.mode == "async" and learner.round < config.rounds:
         with Progress(*columns, disable=not show_progress, console=console) as progress:
-            async_s = _run_async(config, store, name, load_data, train, learner.round,
+            async_s = _run_async(config, store, tasks, load_data, train, learner.round,
                                  progress)
 
     for r in range(1, config.rounds + 1):
@@ -597,9 +614,8 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         with Progress(*columns, disable=not show_progress, console=console) as progress:
             start = time.perf_counter()
             if seeds and config.mode == "sync":
-                for i, spec in enumerate(specs):
-                    collect_rollouts(store, _policy_dir(run_dir, r - 1), spec.name,
-                                     seeds[i::len(specs)], config, progress)
+                collect_rollouts(store, _policy_dir(run_dir, r - 1),
+                                 rollout_items(seeds, tasks), config, progress)
             timing["collect_s"] = time.perf_counter() - start
             start = time.perf_counter()
             train_stats = train(r, functools.partial(_whole_round, load_data,
@@ -618,8 +634,9 @@ def run_online(config: OnlineConfig, console: Console | None = None,
             "learner_step": learner.step, "ir_enabled": learner.ir_enabled,
             **evaluated, "rollouts": rollouts, "train": train_stats, "wall_s": timing}
         if len(specs) > 1 and seeds:
-            record["rollouts_by_task"] = {spec.name: rollout_summary(store, seeds[i::len(specs)])
-                                          for i, spec in enumerate(specs)}
+            record["rollouts_by_task"] = {
+                task: rollout_summary(store, [s for s, t in rollout_items(seeds, tasks)
+                                              if t == task]) for task in tasks}
         path.write_text(json.dumps(record, indent=2))
         writer.add_scalar("eval/success_rate", record["eval"]["success_rate"], r)
         for t, result in record.get("eval_by_task", {}).items():
@@ -642,7 +659,7 @@ def _whole_round(load_data: Callable[[], TrainingData], end: int,
     return load_data(), end
 
 
-def _run_async(config: OnlineConfig, store: EpisodeStore, task: str,
+def _run_async(config: OnlineConfig, store: EpisodeStore, tasks: tuple[str, ...],
                load_data: Callable[[], TrainingData],
                train: Callable[[int, DataSupply, Progress], dict[str, float]],
                rounds_done: int, progress: Progress) -> dict[int, float]:
@@ -652,8 +669,8 @@ def _run_async(config: OnlineConfig, store: EpisodeStore, task: str,
     wall-clock seconds of each trained round (collection ran alongside).
     """
     have = _stored_seeds(store)
-    queue = [(r, s) for r in range(1, config.rounds + 1) for s in config.round_seeds(r)
-             if s not in have]
+    queue = [(r, item) for r in range(1, config.rounds + 1)
+             for item in rollout_items(config.round_seeds(r), tasks) if item[0] not in have]
     bar = progress.add_task("rollouts", total=config.rounds * config.rollouts_per_round,
                             completed=config.rounds * config.rollouts_per_round - len(queue),
                             name="rollouts (async)", info="")
@@ -692,7 +709,7 @@ def _run_async(config: OnlineConfig, store: EpisodeStore, task: str,
             drain(block=True)
 
     seconds: dict[int, float] = {}
-    with _async_workers(config, task) as submit:
+    with _async_workers(config, tasks) as submit:
         try:
             for r in range(rounds_done + 1, config.rounds + 1):
                 start = time.perf_counter()
