@@ -588,6 +588,13 @@ def test_a_multi_task_experiment_trains_one_policy_per_seed(tmp_path, capsys):
 def test_multi_task_specs_are_checked_and_compare_task_by_task(tmp_path):
     with pytest.raises(ConfigError, match="two or more tasks"):
         ExperimentSpec(name="t", tasks=(("reach", 2),), multi_task=True)
+    with pytest.raises(ConfigError, match="task_balance needs multi_task"):
+        ExperimentSpec(name="t", tasks=(("reach", 2), ("push", 2)), task_balance=True)
+    balanced = ExperimentSpec(name="t", tasks=(("reach", 2), ("push", 2)), multi_task=True,
+                              task_balance=True)
+    for method in ("sft", "dagger", "habc"):
+        assert _online_config(balanced, tmp_path, method, tmp_path / method, 3, 0) \
+            .learner.task_balance
     # A multi-task experiment against single-task runs, read each in its own layout: reach
     # 6 of 10 (seed 0's round 2) against 5 of 10; push 3 of 10 against 4 of 10.
     spec = ExperimentSpec(name="t", tasks=(("reach", 2), ("push", 2)), seeds=(0,),

@@ -342,6 +342,21 @@ def test_multi_task_async_rounds_alternate_tasks_like_sync_rounds(multi_task_che
     assert sorted(record["eval_by_task"]) == ["drawer-close", "reach"]
 
 
+def test_task_balance_runs_on_multi_task_policies_only(multi_task_checkpoint, sft_checkpoint,
+                                                       tmp_path, capsys):
+    run = tmp_path / "balanced"
+    assert main(["online", "--sft-checkpoint", str(multi_task_checkpoint), "--run-dir", str(run),
+                 "--method", "dagger", "--rounds", "1", *TINY_ONLINE,
+                 "--learner.task-balance"]) == 0
+    assert json.loads((run / "config.json").read_text())["learner"]["task_balance"] is True
+    assert (run / "policies/v001/model.safetensors").exists()
+    capsys.readouterr()
+    assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir",
+                 str(tmp_path / "single"), "--method", "dagger", "--rounds", "1", *TINY_ONLINE,
+                 "--learner.task-balance"]) == 2
+    assert "--learner.task-balance needs a multi-task policy" in capsys.readouterr().err
+
+
 def test_multi_task_rabc_has_a_progress_tower_per_task(multi_task_checkpoint, tmp_path):
     """SPEC §8's mixture of experts: one gate and tower per task, each with its task's stages."""
     run = tmp_path / "rabc"

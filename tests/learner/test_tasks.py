@@ -5,7 +5,12 @@ import pytest
 
 from habc.episodes.store import StoreArrays
 from habc.errors import StoreError
-from habc.learner.online import episode_tasks, prepare_data
+from habc.learner.online import (
+    episode_tasks,
+    prepare_data,
+    sample_anchors,
+    task_balanced_probabilities,
+)
 
 
 def arrays_of(tasks: list[str], lengths: list[int]) -> StoreArrays:
@@ -33,3 +38,37 @@ def test_frames_get_their_episodes_task_index():
     assert single.task_at(np.arange(5)) is None
     with pytest.raises(StoreError, match=r"tasks \['pick-place'\] are not among"):
         episode_tasks(arrays, ("reach", "push"))
+
+
+def test_task_balanced_probabilities_hand_computed():
+    # two tasks: 1/2 each, split over 3 frames and 1 frame
+    np.testing.assert_allclose(task_balanced_probabilities(np.array([0, 0, 0, 1])),
+                               [1 / 6, 1 / 6, 1 / 6, 1 / 2])
+    # three tasks with 1, 2, 1 frames: 1/3, 1/6, 1/6, 1/3
+    np.testing.assert_allclose(task_balanced_probabilities(np.array([2, 0, 0, 1])),
+                               [1 / 3, 1 / 6, 1 / 6, 1 / 3])
+    np.testing.assert_allclose(task_balanced_probabilities(np.array([4, 4])), [1 / 2, 1 / 2])
+
+
+def test_task_balance_weights_each_pool_by_task():
+    # reach: episodes of 3 and 2 frames; pick-place: one of 1 frame. All demos.
+    arrays = arrays_of(["reach", "pick-place", "reach"], [3, 1, 2])
+    prompts = ("pick place", "reach")
+    data = prepare_data(arrays, horizon=2, k=1, naive=False, critic_use_demos=True,
+                        validation_every=10, prompts=prompts, task_balance=True)
+    assert data.pools["demo"].tolist() == [0, 1, 2, 3, 4, 5]
+    np.testing.assert_allclose(data.pool_probabilities["demo"],
+                               [0.1, 0.1, 0.1, 0.5, 0.1, 0.1])
+    assert "rollout" not in data.pool_probabilities  # empty pools have none
+    plain = prepare_data(arrays, horizon=2, k=1, naive=False, critic_use_demos=True,
+                         validation_every=10, prompts=prompts)
+    assert plain.pool_probabilities == {}
+    # the sampler follows them: half of a large batch is pick-place's one frame
+    anchors = sample_anchors(data.pools, {"demo": 1.0}, 20_000, np.random.default_rng(0),
+                             data.pool_probabilities)
+    assert abs((anchors == 3).mean() - 0.5) < 0.02
+    # without probabilities it draws exactly what it drew before the option existed
+    a = sample_anchors(plain.pools, {"demo": 1.0}, 64, np.random.default_rng(1))
+    b = np.random.default_rng(1)
+    b.multinomial(64, [1.0])
+    np.testing.assert_array_equal(a, b.choice(plain.pools["demo"], size=64))

@@ -101,6 +101,9 @@ class ExperimentSpec:
     each task. The budgets above stay per task, and the shared policy gets their sum (SFT
     steps, rollouts, learner steps, warm-up and critic steps times the number of tasks), so
     each task gets what a single-task run gets. Its runs read as ``<method>_mt`` in the report."""
+    task_balance: bool = False
+    """With ``multi_task``: every online run samples its batches task-balanced (see
+    LearnerConfig.task_balance)."""
     late_rounds: int = 3
     """The results also average each run's success over its last this-many rounds (at most
     its step's own rounds): a view less sensitive to one checkpoint's luck. The targets are
@@ -147,6 +150,8 @@ class ExperimentSpec:
             raise ConfigError("critic_steps_per_round must be >= 1 (or null: every step)")
         if self.multi_task and len(self.tasks) < 2:
             raise ConfigError("multi_task needs two or more tasks")
+        if self.task_balance and not self.multi_task:
+            raise ConfigError("task_balance needs multi_task")
 
     @property
     def tasks_per_policy(self) -> int:
@@ -340,7 +345,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
         num_threads=1, learner=LearnerConfig(
             batch_size=spec.batch_size, critic=spec.critic, advantage_scale=spec.advantage_scale,
             advantage_horizon=spec.advantage_horizon, actor_ema=spec.actor_ema,
-            boundary_margin=spec.boundary_margin,
+            boundary_margin=spec.boundary_margin, task_balance=spec.task_balance,
             actor_batches=spec.actor_batches if habc else "shared",
             critic_steps_per_round=spec.critic_steps_per_round * per_task
             if habc and spec.critic_steps_per_round is not None else None,

@@ -464,7 +464,13 @@ class RoundTrainer:
 
         ``tasks``: the policy's (one, or a multi-task policy's); ``t_max``: the episode step
         limit; ``stages``: where rabc's stage labels come from.
+
+        Raises:
+            ConfigError: for ``learner.task_balance`` with a single-task policy.
         """
+        if config.learner.task_balance and len(tasks) < 2:
+            raise ConfigError("--learner.task-balance needs a multi-task policy; this one has "
+                              f"the one task {tasks[0]}")
         self.config, self.demos, self.rollouts = config, demos, rollouts
         self.task_meta = task_meta(tasks)
         self.run_dir = Path(config.run_dir)
@@ -499,7 +505,8 @@ class RoundTrainer:
                             imitate_failed_takeovers=c.learner.imitate_failed_takeovers,
                             boundary_margin=c.learner.boundary_margin,
                             stage=self._labels if self.stages is not None else None,
-                            prompts=self.learner.policy.prompts)
+                            prompts=self.learner.policy.prompts,
+                            task_balance=c.learner.task_balance)
 
     def train(self, r: int, supply: DataSupply, progress: Progress) -> dict[str, float]:
         """Train round r (unless done before a stop), save the learner, publish vRRR."""

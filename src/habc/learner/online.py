@@ -122,6 +122,11 @@ class LearnerConfig:
     step; when set, the published policies (rollouts, evaluation) are the average, as in
     Diffusion Policy (a choice against the round-to-round swings of one checkpoint). None: the
     trained weights are published."""
+    task_balance: bool = False
+    """With a multi-task policy: draw each pool's samples equally from the tasks that have
+    frames in it (each task's share split evenly among its frames) instead of in proportion to
+    the tasks' frame counts, where tasks with longer or more episodes fill more of each batch
+    (a choice; SPEC is single-task)."""
     critic: CriticConfig = field(default_factory=CriticConfig)
     """Critic architecture and losses."""
     progress: ProgressConfig = field(default_factory=ProgressConfig)
@@ -185,6 +190,9 @@ class TrainingData:
     """(N,) within-stage progress of each frame (with ``stage``), else None."""
     episode_task: npt.NDArray[np.int64] | None = None
     """(E,) each episode's task index among a multi-task policy's prompts, else None."""
+    pool_probabilities: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
+    """Sampling probabilities of a pool's frames, aligned with ``pools[name]`` (task-balanced
+    pools); a pool not listed is sampled uniformly."""
 
     def task_at(self, idx: npt.NDArray[np.int64]) -> Tensor | None:
         """(len(idx),) task index of the frames ``idx`` for a multi-task critic, else None."""
@@ -207,11 +215,21 @@ def episode_tasks(arrays: StoreArrays, prompts: Sequence[str]) -> npt.NDArray[np
     return np.array([index[task_prompt(str(t))] for t in arrays.task], dtype=np.int64)
 
 
+def task_balanced_probabilities(task: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """(n,) sampling probabilities of a pool's frames from their task indices (n,).
+
+    Every task present gets an equal share, split evenly among its frames: tasks [0, 0, 0, 1]
+    give [1/6, 1/6, 1/6, 1/2].
+    """
+    _, inverse, counts = np.unique(task, return_inverse=True, return_counts=True)
+    return 1.0 / (len(counts) * counts[inverse])
+
+
 def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
                  critic_use_demos: bool, validation_every: int,
                  imitate_failed_takeovers: bool = True, boundary_margin: int = 0,
                  stage: npt.NDArray[np.int64] | None = None,
-                 prompts: Sequence[str] = ()) -> TrainingData:
+                 prompts: Sequence[str] = (), task_balance: bool = False) -> TrainingData:
     """Label frames (SPEC §2) and build the sampling pools.
 
     ``imitate_failed_takeovers=False`` leaves the frames of takeovers that ran to the end of a
@@ -220,7 +238,8 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
     ``stage`` (N,), the stage label of every frame, adds the progress model's targets (SPEC
     §8) and its training pool ``progress``: the frames of successful episodes (demos included)
     outside the held-out ones, the episodes whose time line is a path to success.
-    ``prompts``, a multi-task policy's, give every episode its task index (``episode_task``).
+    ``prompts``, a multi-task policy's, give every episode its task index (``episode_task``);
+    ``task_balance`` then samples every pool task-balanced (``pool_probabilities``).
     """
     labels = assign_credit(arrays.controller, arrays.episode_starts, arrays.episode_ends,
                            arrays.source, arrays.success, naive=naive,
@@ -247,12 +266,18 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
     if stage is not None:
         within = within_stage_progress(stage, arrays.episode_starts)
         pools["progress"] = idx[labels.episode_success & ~validation]
+    episode_task = episode_tasks(arrays, prompts) if prompts else None
+    probabilities = {}
+    if task_balance and episode_task is not None:
+        frame_task = episode_task[arrays.frame_episode]
+        probabilities = {name: task_balanced_probabilities(frame_task[pool])
+                         for name, pool in pools.items() if len(pool)}
     return TrainingData(arrays=arrays, labels=labels, next1=np.minimum(idx + 1, last),
                         nextk=np.minimum(idx + k, last), nextk_exists=idx + k <= last, last=last,
                         intervention_window=windows, validation=validation, pools=pools,
                         state_std=np.maximum(arrays.state.std(0), 1e-3).astype(np.float32),
-                        stage=stage, within=within,
-                        episode_task=episode_tasks(arrays, prompts) if prompts else None)
+                        stage=stage, within=within, episode_task=episode_task,
+                        pool_probabilities=probabilities)
 
 
 def perturb_states(states: Tensor, std: Tensor, sigma: float,
@@ -279,16 +304,22 @@ def ema_update(average: torch.nn.Module, current: torch.nn.Module, decay: float)
 
 
 def sample_anchors(pools: dict[str, npt.NDArray[np.int64]], shares: dict[str, float], batch: int,
-                   rng: np.random.Generator) -> npt.NDArray[np.int64]:
-    """Draw ``batch`` anchors with the given pool shares; empty pools give their share away."""
+                   rng: np.random.Generator,
+                   probabilities: dict[str, npt.NDArray[np.float64]] | None = None) \
+        -> npt.NDArray[np.int64]:
+    """Draw ``batch`` anchors with the given pool shares; empty pools give their share away.
+
+    Within a pool, frames are drawn uniformly, or with ``probabilities[pool]`` if given.
+    """
     live = {k: s for k, s in shares.items() if s > 0 and len(pools[k]) > 0}
     if not live:
         raise ConfigError(f"no training data in pools {sorted(shares)}")
     total = sum(live.values())
     names = list(live)
     counts = rng.multinomial(batch, [live[n] / total for n in names])
-    return np.concatenate([rng.choice(pools[n], size=c) for n, c in zip(names, counts,
-                                                                        strict=True)])
+    probabilities = probabilities or {}
+    return np.concatenate([rng.choice(pools[n], size=c, p=probabilities.get(n))
+                           for n, c in zip(names, counts, strict=True)])
 
 
 def _in_chunks(fn: Callable[[npt.NDArray[np.int64]], tuple[Tensor, ...]],
@@ -390,7 +421,8 @@ class OnlineLearner:
 
         ``train_critic=False`` leaves the critic as it is and only uses it to weight the actor.
         """
-        anchors = sample_anchors(data.pools, self.shares(), self.config.batch_size, rng)
+        anchors = sample_anchors(data.pools, self.shares(), self.config.batch_size, rng,
+                                 data.pool_probabilities)
         arrays, labels = data.arrays, data.labels
         stats: dict[str, float] = {}
         if self.critic is not None:
@@ -401,7 +433,7 @@ class OnlineLearner:
                 stats |= self._critic_step(data, anchors, s_critic, generator)
             if self.config.actor_batches == "weighted":
                 anchors = sample_anchors(data.pools, self.shares(actor=True),
-                                         self.config.batch_size, rng)
+                                         self.config.batch_size, rng, data.pool_probabilities)
         s_t = torch.from_numpy(arrays.state[anchors])
         kind = torch.from_numpy(labels.kind[anchors].astype(np.int64))
         stats["actor/operator_fraction"] = float((kind == FrameKind.HUMAN).float().mean())
