@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Online rounds of one multi-task policy on the three benchmark tasks (session 23).
-# Usage: docs/ab/multitask-online.sh MT_SFT_DIR OUT SEED METHOD  (METHOD: dagger or habc)
+# Usage: docs/ab/multitask-online.sh MT_SFT_DIR OUT SEED METHOD [EXTRA ARGS]  (METHOD: dagger or
+# habc; EXTRA ARGS go to `habc online`, for arms built on this one: multitask-balance.sh)
 #
 # Fixed before it ran. From docs/ab/multitask-sft.sh's policy of seed SEED: 3 rounds of METHOD
 # with benchmark-100-ema's settings per task, so each task gets the single-task runs' budget:
@@ -29,4 +30,4 @@ fi
   --run-dir "$out/seed_$seed/$method" --method "$method" --rounds 3 \
   --rollouts-per-round 300 --steps-per-round 9000 --eval-trials 100 --eval-seed-offset 100000 \
   --workers 1 --seed "$seed" --num-threads 1 --learner.actor-ema 0.999 \
-  --learner.critic.efficiency-target mc "${extra[@]}"
+  --learner.critic.efficiency-target mc "${extra[@]}" "${@:5}"
