@@ -12,6 +12,8 @@ but the policy's pre-intervention steps):
   sample size of w~ as a fraction of n, and the share of w~ in [0.8, 1.25], at the cap w_max
   and below 0.2.
 
+A multi-task run gets one more row per task (its running scales are shared between the tasks).
+
     .venv/bin/python scripts/advantage_tails.py --runs RUN/step1/habc ...
 """
 
@@ -38,7 +40,7 @@ class Args:
 
 
 def main(args: Args) -> None:
-    """Print one Markdown table row per run."""
+    """Print one Markdown table row per run (and, for a multi-task run, one per task)."""
     torch.set_num_threads(1)
     print("| run | s_v (running) | std / robust A_v | s_e (running) | std / robust A_e "
           "| own-success frames | ESS of w~ | w~ in [0.8, 1.25] | w~ at cap | w~ < 0.2 |")
@@ -54,17 +56,25 @@ def main(args: Args) -> None:
         interior = np.concatenate([np.arange(len(t.kind)) < len(t.kind) - critic.k
                                    for t in traces])
         success = np.concatenate([np.full(len(t.kind), t.success) for t in traces])
+        task = np.concatenate([np.full(len(t.kind), str(arrays.task[ep]))
+                               for ep, t in enumerate(traces)])
         scored = ~np.isin(kind, UNCREDITED_KINDS)
-        bulk = scored & interior
-        own = success & np.isin(kind, [FrameKind.AUTONOMOUS, FrameKind.SUFFIX])
-        wo = w[own]
-        ess = effective_sample_fraction(torch.from_numpy(wo), torch.ones(len(wo), dtype=torch.bool))
-        robust_v, robust_e = (robust_scale(torch.from_numpy(a[bulk])) for a in (a_v, a_e))
-        print(f"| {run} | {critic.scale_v:.3f} | {a_v[bulk].std():.3f} / {robust_v:.3f} | "
-              f"{critic.scale_e:.2f} | {a_e[bulk].std():.2f} / {robust_e:.2f} | "
-              f"{own.sum()} | {ess:.2f} | "
-              f"{np.mean((wo >= 0.8) & (wo <= 1.25)):.0%} | "
-              f"{np.mean(wo >= critic.rule.w_max - 1e-6):.1%} | {np.mean(wo < 0.2):.1%} |")
+        own_steps = success & np.isin(kind, [FrameKind.AUTONOMOUS, FrameKind.SUFFIX])
+        groups = {str(run): np.ones(len(kind), dtype=bool)}
+        if critic.prompts:  # a multi-task run: its tasks on their own too
+            groups |= {f"{run}: {t}": task == t for t in sorted(set(task.tolist()))}
+        for name, rows in groups.items():
+            bulk = scored & interior & rows
+            own = own_steps & rows
+            wo = w[own]
+            ess = effective_sample_fraction(torch.from_numpy(wo),
+                                            torch.ones(len(wo), dtype=torch.bool))
+            robust_v, robust_e = (robust_scale(torch.from_numpy(a[bulk])) for a in (a_v, a_e))
+            print(f"| {name} | {critic.scale_v:.3f} | {a_v[bulk].std():.3f} / {robust_v:.3f} | "
+                  f"{critic.scale_e:.2f} | {a_e[bulk].std():.2f} / {robust_e:.2f} | "
+                  f"{own.sum()} | {ess:.2f} | "
+                  f"{np.mean((wo >= 0.8) & (wo <= 1.25)):.0%} | "
+                  f"{np.mean(wo >= critic.rule.w_max - 1e-6):.1%} | {np.mean(wo < 0.2):.1%} |")
 
 
 if __name__ == "__main__":
