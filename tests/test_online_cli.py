@@ -15,7 +15,12 @@ from habc.credit.labels import boundary_band
 from habc.episodes.episode import Controller
 from habc.episodes.store import EpisodeStore
 from habc.errors import ConfigError
-from habc.experiments.online import OnlineConfig, async_allowed_steps, newest_policy_version
+from habc.experiments.online import (
+    OnlineConfig,
+    async_allowed_steps,
+    newest_policy_version,
+    rollout_items,
+)
 
 TINY_ONLINE = ["--rollouts-per-round", "3", "--steps-per-round", "8", "--eval-trials", "2",
                "--workers", "1", "--max-steps", "60", "--log-every", "4", "--ckpt-every", "4",
@@ -320,6 +325,12 @@ def test_multi_task_rounds_share_rollouts_and_evaluations_between_tasks(
     policy = json.loads((run / "policies/v001/config.json").read_text())
     assert policy["backend_config"]["prompts"] == ["drawer close", "reach"]
     assert policy["meta"]["tasks"] == ["drawer-close", "reach"] and "task" not in policy["meta"]
+
+
+def test_rollout_items_alternate_a_rounds_seeds_between_the_tasks():
+    assert rollout_items([10, 11, 12], ["a", "b"]) == [(10, "a"), (11, "b"), (12, "a")]
+    assert rollout_items([7, 8], ["a"]) == [(7, "a"), (8, "a")]
+    assert rollout_items([], ["a", "b"]) == []
 
 
 def test_multi_task_async_rounds_alternate_tasks_like_sync_rounds(multi_task_checkpoint,
