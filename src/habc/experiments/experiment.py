@@ -1,7 +1,7 @@
 """`habc experiment`: the paper's study in simulation, every method side by side.
 
-For each task and seed (or, with ``multi_task``, for each seed: one policy for every task): demos
-+ SFT once; Step 1: every Step-1 method for ``step1_rounds``
+For each task and seed (with ``multi_task``: for each seed, one policy for every task): the
+demos and SFT once; Step 1: every Step-1 method for ``step1_rounds``
 rounds from that same SFT checkpoint with equal rollout and gradient budgets; Step 2: from the
 Step-1 HABC run, continue ``habc`` and ``habc_ir`` for ``step2_rounds`` more rounds (IR switches
 on after the initial phase). Jobs run in parallel processes as soon as the jobs they build on
