@@ -356,9 +356,8 @@ def collect_rollouts(store: EpisodeStore, policy_dir: Path, items: list[RolloutI
     progress.remove_task(bar)
 
 
-def rollout_summary(store: EpisodeStore, seeds: list[int]) -> dict[str, Any]:
-    """Outcome and operator statistics of the rollouts of one round."""
-    arrays = store.read()
+def rollout_summary(arrays: StoreArrays, seeds: list[int]) -> dict[str, Any]:
+    """Outcome and operator statistics of the rollouts of ``seeds`` among ``arrays``."""
     return episode_summary(arrays.select(np.isin(arrays.seed, seeds)))
 
 
@@ -618,11 +617,11 @@ def run_online(config: OnlineConfig, console: Console | None = None,
             continue
         timing: dict[str, float] = {}
         seeds = config.round_seeds(r) if config.method != "sft" else []
+        items = rollout_items(seeds, tasks)
         with Progress(*columns, disable=not show_progress, console=console) as progress:
             start = time.perf_counter()
             if seeds and config.mode == "sync":
-                collect_rollouts(store, _policy_dir(run_dir, r - 1),
-                                 rollout_items(seeds, tasks), config, progress)
+                collect_rollouts(store, _policy_dir(run_dir, r - 1), items, config, progress)
             timing["collect_s"] = time.perf_counter() - start
             start = time.perf_counter()
             train_stats = train(r, functools.partial(_whole_round, load_data,
@@ -635,15 +634,17 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         results = eval_policy(r)
         evaluated = eval_record(results)
         timing["eval_s"] = time.perf_counter() - start
-        rollouts = rollout_summary(store, seeds) if seeds else {"n": 0, "operator_steps": 0}
+        stored = store.read() if seeds else None  # the rollouts, read once for the summaries
+        rollouts = rollout_summary(stored, seeds) if stored is not None \
+            else {"n": 0, "operator_steps": 0}
         record: dict[str, Any] = {
             "round": r, **identity, "policy_version": r,
             "learner_step": learner.step, "ir_enabled": learner.ir_enabled,
             **evaluated, "rollouts": rollouts, "train": train_stats, "wall_s": timing}
-        if len(specs) > 1 and seeds:
+        if len(specs) > 1 and stored is not None:
             record["rollouts_by_task"] = {
-                task: rollout_summary(store, [s for s, t in rollout_items(seeds, tasks)
-                                              if t == task]) for task in tasks}
+                task: rollout_summary(stored, [s for s, t in items if t == task])
+                for task in tasks}
         path.write_text(json.dumps(record, indent=2))
         writer.add_scalar("eval/success_rate", record["eval"]["success_rate"], r)
         for t, result in record.get("eval_by_task", {}).items():

@@ -86,28 +86,31 @@ def collect_demos(config: CollectConfig, *, show_progress: bool = True) -> dict[
     start = time.perf_counter()
     with Progress(disable=not show_progress, transient=True) as progress:
         bar = progress.add_task(f"demos {task.name}", total=config.num_episodes)
-        while kept < config.num_episodes:
-            if seed >= config.max_seed:
-                raise ConfigError(f"ran out of seeds below {config.max_seed} after {kept} demos")
-            if seed in used:
+        try:
+            while kept < config.num_episodes:
+                if seed >= config.max_seed:
+                    raise ConfigError(f"ran out of seeds below {config.max_seed} after {kept} "
+                                      "demos")
+                if seed in used:
+                    seed += 1
+                    continue
+                episode = run_episode(env, actor, seed=seed, source=EpisodeSource.DEMO)
                 seed += 1
-                continue
-            episode = run_episode(env, actor, seed=seed, source=EpisodeSource.DEMO)
-            seed += 1
-            if not episode.success:
-                discarded += 1
-                in_a_row += 1
-                if in_a_row >= config.max_failures_in_a_row:
-                    env.close()
-                    raise HabcError(
-                        f"the scripted expert failed {in_a_row} {task.name} episodes in a row "
-                        f"(after {kept} demos; step limit {env.max_steps}, action noise "
-                        f"{config.action_noise}); raise max_steps or lower action_noise")
-                continue
-            in_a_row = 0
-            store.append([episode])
-            kept += 1
-            progress.advance(bar)
-    env.close()
+                if not episode.success:
+                    discarded += 1
+                    in_a_row += 1
+                    if in_a_row >= config.max_failures_in_a_row:
+                        raise HabcError(
+                            f"the scripted expert failed {in_a_row} {task.name} episodes in a "
+                            f"row (after {kept} demos; step limit {env.max_steps}, action "
+                            f"noise {config.action_noise}); raise max_steps or lower "
+                            "action_noise")
+                    continue
+                in_a_row = 0
+                store.append([episode])
+                kept += 1
+                progress.advance(bar)
+        finally:
+            env.close()
     return {"task": task.name, "out": str(out), "kept": kept, "discarded": discarded,
             "total_episodes": store.num_episodes, "wall_s": time.perf_counter() - start}
