@@ -23,6 +23,7 @@ from habc.experiments.experiment import (
     results_table,
     sft_job,
 )
+from habc.experiments.online import OnlineConfig
 from habc.experiments.rescore import check_block, final_checkpoints, rescored_table
 from habc.experiments.tables import load_rounds, run_label, step2_source
 from habc.policy.backend import load_policy
@@ -447,6 +448,17 @@ def test_hiors_reward_reaches_the_hiors_runs(tmp_path):
     assert _online_config(plain, tmp_path, "hiors", tmp_path / "h", 3, 0).rule().critic == "none"
     with pytest.raises(ConfigError, match="hiors_reward"):
         ExperimentSpec(name="t", tasks=(("reach", 2),), hiors_reward="ppo")  # type: ignore[arg-type]
+
+
+def test_the_stage_source_reaches_the_online_runs(tmp_path):
+    spec = ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]], "stages": "gripper"})
+    assert _online_config(spec, tmp_path, "rabc", tmp_path / "r", 3, 0).stages == "gripper"
+    plain = ExperimentSpec(name="t", tasks=(("reach", 2),))
+    assert _online_config(plain, tmp_path, "rabc", tmp_path / "r", 3, 0).stages == "expert"
+    with pytest.raises(ConfigError, match="stages"):
+        ExperimentSpec(name="t", tasks=(("reach", 2),), stages="vlm")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="stages"):
+        OnlineConfig(sft_checkpoint=tmp_path, run_dir=tmp_path, stages="vlm")  # type: ignore[arg-type]
 
 
 def test_online_mode_reaches_every_rollout_method_and_sft_stays_in_rounds(tmp_path):

@@ -110,14 +110,19 @@ def test_learn_bad_input(online_run, tmp_path, rng, capsys):
 
 def robot_episode(rng: np.random.Generator, n: int, *, source: EpisodeSource, success: bool,
                   seed: int, human: tuple[int, int] | None = None,
-                  staged: bool = False) -> Episode:
+                  staged: bool = False, grasp: tuple[int, int] | None = None) -> Episode:
     """An episode of a task outside the registry: state (3,), actions in [-5, 5] (2,); with
-    ``staged``, annotated stages 0 then 1 (half the episode each)."""
+    ``staged``, annotated stages 0 then 1 (half the episode each); with ``grasp``, the last
+    action dimension (the gripper) is 4 (closed) on frames [start, end) and 0 elsewhere."""
+    action = rng.uniform(-5, 5, (n, 2)).astype(np.float32)
+    if grasp is not None:
+        action[:, -1] = 0.0
+        action[grasp[0]:grasp[1], -1] = 4.0
     controller = np.full(n, int(source is EpisodeSource.DEMO), dtype=np.int8)
     if human is not None:
         controller[human[0]:human[1]] = Controller.HUMAN
     return Episode(state=rng.standard_normal((n, 3)).astype(np.float32),
-                   action=rng.uniform(-5, 5, (n, 2)).astype(np.float32), controller=controller,
+                   action=action, controller=controller,
                    policy_version=np.where(controller == Controller.HUMAN, -1, 0).astype(np.int32),
                    success=success, source=source, task="slide-block", prompt="slide the block",
                    seed=seed, stage=(np.arange(n) >= n // 2).astype(np.int64) if staged else None)
@@ -206,3 +211,64 @@ def test_learning_on_a_multi_task_online_runs_rollouts_publishes_the_same_policy
     assert published.meta["tasks"] == ["drawer-close", "reach"]
     record = json.loads((tmp_path / "learn/learn/round_001.json").read_text())
     assert record["task"] == "drawer-close+reach"
+
+
+def test_rabc_on_a_robot_task_without_annotations_takes_gripper_stages(tmp_path, rng, capsys):
+    """``--stages gripper``: no expert, no stage column; stages from the gripper's switches."""
+    demos = EpisodeStore.create(tmp_path / "demos", state_dim=3, action_dim=2, fps=10,
+                                robot_type="arm")
+    # every demo grasps then releases: 2 switches, K = 3
+    demos.append([robot_episode(rng, 30, source=EpisodeSource.DEMO, success=True, seed=s,
+                                grasp=(10, 20)) for s in range(3)])
+    robot = EpisodeStore.create(tmp_path / "robot", state_dim=3, action_dim=2, fps=10,
+                                robot_type="arm")
+    robot.append([robot_episode(rng, 30, source=EpisodeSource.ROLLOUT, success=s != 1, seed=s,
+                                grasp=(5, 25 + s)) for s in range(4)])
+    assert main(["train", "--datasets", str(tmp_path / "demos"), "--run-dir",
+                 str(tmp_path / "sft"), "--steps", "10", "--batch-size", "8", *TINY_POLICY]) == 0
+    args = ["learn", "--sft-checkpoint", str(tmp_path / "sft/checkpoints/last"), "--rollouts",
+            str(tmp_path / "robot"), "--method", "rabc", *LEARNER[:-2], "--max-steps", "30",
+            "--learner.progress.pretrain-steps", "4"]
+    assert main([*args, "--run-dir", str(tmp_path / "r0")]) == 2
+    assert "--stages gripper derives them" in capsys.readouterr().err
+    assert main([*args, "--run-dir", str(tmp_path / "r1"), "--stages", "annotated"]) == 2
+    assert "not every dataset has the same stage column" in capsys.readouterr().err
+    assert main([*args, "--run-dir", str(tmp_path / "r2"), "--stages", "gripper",
+                 "--gripper.dim", "2"]) == 2
+    assert "gripper dim 2 is outside the 2 action dimensions" in capsys.readouterr().err
+    assert main([*args, "--run-dir", str(tmp_path / "run"), "--stages", "gripper"]) == 0
+    record = json.loads((tmp_path / "run/learn/round_001.json").read_text())
+    # the command is 0 or 4: percentiles 0 and 4, midpoint 2
+    assert record["stages"] == {"source": "the gripper's switches: slide-block K=3 (closed "
+                                "above 2)", "num_stages": [3]}
+    assert "progress/loss" in record["train"]
+    model = load_file(str(tmp_path / "run/learner/latest/critic.safetensors"))
+    assert model["net.stage_mask"].tolist() == [[False] * 3]
+
+
+def test_gripper_stages_label_each_task_by_its_own_threshold_and_k(tmp_path, rng):
+    """Two tasks: one grasps once (K = 2, closed above 2), one never (K = 1)."""
+    from habc.episodes.store import open_stores
+    from habc.errors import ConfigError
+    from habc.experiments.online import gripper_stages
+    from habc.progress.primitives import GripperStageConfig
+
+    store = EpisodeStore.create(tmp_path / "demos", state_dim=3, action_dim=2, fps=10,
+                                robot_type="arm")
+    grasp = robot_episode(rng, 6, source=EpisodeSource.DEMO, success=True, seed=0, grasp=(2, 6))
+    still = robot_episode(rng, 5, source=EpisodeSource.DEMO, success=True, seed=1, grasp=(0, 0))
+    still = Episode(**{**vars(still), "task": "hold-block", "prompt": "hold the block"})
+    failed = robot_episode(rng, 6, source=EpisodeSource.ROLLOUT, success=False, seed=2,
+                           grasp=(1, 3))
+    store.append([grasp, still, failed])
+    arrays = open_stores([tmp_path / "demos"])
+    stages = gripper_stages(arrays, ["slide-block", "hold-block"],
+                            GripperStageConfig(min_run=2))
+    assert stages.num_stages == (2, 1)
+    # grasp: open 2, closed 4 -> 0 0 1 1 1 1; still: K = 1 -> 0; the failed rollout (not a
+    # demo: it sets neither K nor the threshold): open 1 (a flicker), closed 2, open 3. Its
+    # first held state is closed, so it switches once, at frame 3 -> 0 0 0 1 1 1
+    assert stages.label(arrays, 0).tolist() == [0, 0, 1, 1, 1, 1] + [0] * 5 + [0, 0, 0, 1, 1, 1]
+    assert stages.label(arrays, 11).tolist() == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(ConfigError, match="no successful demo of push-block"):
+        gripper_stages(arrays, ["slide-block", "push-block"], GripperStageConfig())

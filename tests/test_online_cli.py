@@ -122,6 +122,18 @@ def test_rabc_round_trains_the_progress_model_and_scores_it_on_held_out_successe
     assert optim["critic.0.step"].item() == 5 + 8  # pre-training, then every learner step
 
 
+def test_rabc_with_gripper_stages_records_where_its_stages_came_from(sft_checkpoint, tmp_path):
+    """reach's expert never closes the gripper: no switch in the demos, so one stage."""
+    run = tmp_path / "rabc"
+    assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),
+                 "--method", "rabc", "--rounds", "1", *TINY_ONLINE, "--stages", "gripper",
+                 "--learner.progress.pretrain-steps", "2"]) == 0
+    record = json.loads((run / "rounds/round_001.json").read_text())
+    assert record["stages"]["num_stages"] == [1]
+    assert record["stages"]["source"].startswith("the gripper's switches: reach K=1")
+    assert "progress/loss" in record["train"]
+
+
 def test_hiors_with_the_progress_reward_runs_from_the_cli(sft_checkpoint, tmp_path):
     run = tmp_path / "hiors"
     assert main(["online", "--sft-checkpoint", str(sft_checkpoint), "--run-dir", str(run),

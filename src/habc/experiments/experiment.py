@@ -95,6 +95,9 @@ class ExperimentSpec:
     OnlineConfig.mode); sft always runs in rounds."""
     hiors_reward: Literal["none", "progress"] = "none"
     """What weights hiors's kept samples: nothing, or rabc's progress model (see RejectionRule)."""
+    stages: Literal["expert", "gripper"] = "expert"
+    """Stage labels of the progress model: the scripted expert's phase, or the gripper's
+    switches (see OnlineConfig.stages)."""
     multi_task: bool = False
     """One policy per seed for every task (README *Multi-task policies*): SFT on all the tasks'
     demos, and online runs whose rollouts alternate between the tasks and whose rounds evaluate
@@ -144,6 +147,8 @@ class ExperimentSpec:
             raise ConfigError("online_mode must be 'sync' or 'async'")
         if self.hiors_reward not in ("none", "progress"):
             raise ConfigError("hiors_reward must be 'none' or 'progress'")
+        if self.stages not in ("expert", "gripper"):
+            raise ConfigError("stages must be 'expert' or 'gripper'")
         if self.eval_seed_offset < 0:
             raise ConfigError("eval_seed_offset must be >= 0 (0: the reported block)")
         if self.critic_steps_per_round is not None and self.critic_steps_per_round < 1:
@@ -351,7 +356,8 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
             if habc and spec.critic_steps_per_round is not None else None,
             imitate_failed_takeovers=spec.imitate_failed_takeovers
             or not (habc or method in OWN_POOL_METHODS)),
-        habc=spec.habc_rule(), hiors=RejectionRule(reward=spec.hiors_reward))
+        habc=spec.habc_rule(), hiors=RejectionRule(reward=spec.hiors_reward),
+        stages=spec.stages)
 
 
 def online_job(spec: ExperimentSpec, cell: Path, seed: int, method: str, step: int) -> str:

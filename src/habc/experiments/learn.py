@@ -24,14 +24,14 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import Progress
 
 from habc.envs.registry import get_task
 from habc.episodes.episode import EpisodeSource
-from habc.episodes.store import EpisodeStore
+from habc.episodes.store import EpisodeStore, open_stores
 from habc.errors import ConfigError, HabcError, StoreError
 from habc.experiments.online import (
     Method,
@@ -40,11 +40,13 @@ from habc.experiments.online import (
     StageLabels,
     episode_summary,
     expert_stages,
+    gripper_stages,
     stored_stages,
     write_run_config,
 )
 from habc.learner.online import LearnerConfig, TrainingData
 from habc.policy.backend import checkpoint_tasks, load_policy
+from habc.progress.primitives import GripperStageConfig
 from habc.weighting.rules import HabcRule, RecapRule, RejectionRule
 
 
@@ -88,6 +90,13 @@ class LearnConfig:
     """Recap rule options."""
     hiors: RejectionRule = field(default_factory=RejectionRule)
     """Hi-ORS rule options."""
+    stages: Literal["auto", "annotated", "expert", "gripper"] = "auto"
+    """Stage labels of the progress model (rabc, hiors with a progress reward): the datasets'
+    annotated stages, the scripted expert's phase (registry tasks), or the gripper's switches
+    (any arm with a gripper command). ``auto``: annotated if every dataset has them, else the
+    expert's."""
+    gripper: GripperStageConfig = field(default_factory=GripperStageConfig)
+    """Gripper stages (``--stages gripper``)."""
 
     def __post_init__(self) -> None:
         if not self.rollouts:
@@ -96,6 +105,8 @@ class LearnConfig:
             raise ConfigError("round must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError("max_steps must be >= 1")
+        if self.stages not in ("auto", "annotated", "expert", "gripper"):
+            raise ConfigError("stages must be 'auto', 'annotated', 'expert' or 'gripper'")
 
     def online(self, t_max: int) -> OnlineConfig:
         """The ``OnlineConfig`` whose learner settings these are (its rollout fields unused)."""
@@ -105,7 +116,7 @@ class LearnConfig:
                             max_steps=t_max, ckpt_every=self.ckpt_every,
                             log_every=self.log_every, num_threads=self.num_threads,
                             learner=self.learner, habc=self.habc, recap=self.recap,
-                            hiors=self.hiors)
+                            hiors=self.hiors, gripper=self.gripper)
 
 
 def _step_limit(config: LearnConfig, tasks: list[str]) -> int:
@@ -134,17 +145,25 @@ def _check_fits(store: EpisodeStore, state_dim: int, action_dim: int, t_max: int
                           " (--max-steps)")
 
 
-def _stage_labels(tasks: list[str], datasets: list[EpisodeStore]) -> StageLabels:
-    """The stores' annotated stages if every store has them, else the scripted experts'."""
+def _stage_labels(config: LearnConfig, tasks: list[str], demos: tuple[Path, ...],
+                  datasets: list[EpisodeStore]) -> StageLabels:
+    """The progress model's stage labels from the source ``config.stages`` names."""
+    if config.stages == "gripper":
+        return gripper_stages(open_stores(demos), tasks, config.gripper)
     names = {tuple(store.stage_names or ()) for store in datasets}
-    if len(names) == 1 and () not in names:
+    annotated = len(names) == 1 and () not in names
+    if config.stages == "annotated" or (config.stages == "auto" and annotated):
+        if not annotated:
+            raise ConfigError("--stages annotated: not every dataset has the same stage column "
+                              "(EpisodeStore.create(stage_names=...))")
         return stored_stages(len(names.pop()), len(tasks))
     try:
         return expert_stages([get_task(task) for task in tasks])
     except HabcError:
         raise ConfigError(f"the progress model needs stage labels: a task of {tasks} has no "
                           "scripted expert, and not every dataset has a stage column "
-                          "(EpisodeStore.create(stage_names=...))") from None
+                          "(EpisodeStore.create(stage_names=...)); --stages gripper derives "
+                          "them from the gripper's switches") from None
 
 
 def _check_run_dir(config: LearnConfig) -> None:
@@ -207,7 +226,10 @@ def run_learn(config: LearnConfig, console: Console | None = None,
     for store in datasets:
         _check_fits(store, sft.state_dim, sft.action_dim, t_max)
     online = config.online(t_max)
-    stages = _stage_labels(tasks, datasets) if online.rule().critic == "progress" else None
+    stages = None
+    if online.rule().critic == "progress":
+        stages = _stage_labels(config, tasks, demos, datasets)
+        console.print(f"progress stages: {stages.source}")
     _check_run_dir(config)
     write_run_config(config.run_dir, config)
     trainer = RoundTrainer(online, sft, tasks, t_max=t_max, demos=demos,
@@ -224,7 +246,8 @@ def run_learn(config: LearnConfig, console: Console | None = None,
         "round": r, "method": config.method, "task": "+".join(tasks), "policy_version": r,
         "learner_step": learner.step, "ir_enabled": learner.ir_enabled,
         "policy": str(config.run_dir / "policies" / f"v{r:03d}"),
-        "rollouts": episode_summary(trained_on), "train": stats}
+        "rollouts": episode_summary(trained_on), "train": stats} | \
+        ({"stages": stages.summary()} if stages is not None else {})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2))
     return record

@@ -79,6 +79,13 @@ from habc.learner.online import (
     restore_checkpoint,
 )
 from habc.policy.backend import ChunkPolicy, checkpoint_tasks, load_policy, task_meta
+from habc.progress.primitives import (
+    GripperStageConfig,
+    gripper_switches,
+    midpoint_threshold,
+    num_stages_from_demos,
+    stages_from_switches,
+)
 from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
 from habc.rollout.ray_workers import RayDispatcher, checkpoint_files, ray_map, write_checkpoint
@@ -159,6 +166,11 @@ class OnlineConfig:
     """Recap rule options."""
     hiors: RejectionRule = field(default_factory=RejectionRule)
     """Hi-ORS rule options."""
+    stages: Literal["expert", "gripper"] = "expert"
+    """Stage labels of the progress model (rabc, hiors with a progress reward): the scripted
+    expert's phase (SPEC §8), or the gripper's switches, as a robot's demos would give them."""
+    gripper: GripperStageConfig = field(default_factory=GripperStageConfig)
+    """Gripper stages (``--stages gripper``)."""
 
     def __post_init__(self) -> None:
         for name in ("rounds", "rollouts_per_round", "steps_per_round", "eval_trials",
@@ -176,6 +188,8 @@ class OnlineConfig:
             raise ConfigError("sft collects no rollouts; async mode needs a rollout method")
         if self.mode not in ("sync", "async"):
             raise ConfigError("mode must be 'sync' or 'async'")
+        if self.stages not in ("expert", "gripper"):
+            raise ConfigError("stages must be 'expert' or 'gripper'")
 
     def rule(self) -> WeightingRule:
         """The weighting rule of ``method``."""
@@ -414,6 +428,12 @@ class StageLabels:
     """K of each task, in the order of the policy's tasks (one entry for a single task)."""
     label: Callable[[StoreArrays, int], npt.NDArray[np.int64]]
     """``label(arrays, start)``: the (N - start,) labels of frames ``start`` to N - 1."""
+    source: str
+    """Where they come from, in words (for the console and the run's records)."""
+
+    def summary(self) -> dict[str, Any]:
+        """A run record's ``stages`` entry: where the labels came from and each task's K."""
+        return {"source": self.source, "num_stages": list(self.num_stages)}
 
 
 def expert_stages(tasks: Sequence[TaskSpec]) -> StageLabels:
@@ -430,7 +450,8 @@ def expert_stages(tasks: Sequence[TaskSpec]) -> StageLabels:
             stages[mine] = phases[str(name)](arrays.state[start:][mine])
         return stages
 
-    return StageLabels(tuple(p.num_stages for p in phases.values()), label)
+    return StageLabels(tuple(p.num_stages for p in phases.values()), label,
+                       "the scripted expert's phase")
 
 
 def stored_stages(num_stages: int, num_tasks: int = 1) -> StageLabels:
@@ -444,7 +465,48 @@ def stored_stages(num_stages: int, num_tasks: int = 1) -> StageLabels:
             raise StoreError("a dataset has no stage labels")
         return arrays.stage[start:]
 
-    return StageLabels((num_stages,) * num_tasks, label)
+    return StageLabels((num_stages,) * num_tasks, label, "the datasets' annotated stages")
+
+
+def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
+                   config: GripperStageConfig) -> StageLabels:
+    """The gripper's switches (``progress.primitives``), thresholds and K from the demos.
+
+    Each task's threshold (unless ``config`` sets one) and K come from its successful demos.
+
+    Raises:
+        ConfigError: a gripper dimension outside the actions, or a task without a
+            successful demo.
+    """
+    width = demos.action.shape[1]
+    if not -width <= config.dim < width:
+        raise ConfigError(f"gripper dim {config.dim} is outside the {width} action dimensions")
+    thresholds, num_stages = {}, []
+    for task in tasks:
+        mine = (demos.task == task) & demos.success
+        if not mine.any():
+            raise ConfigError(f"no successful demo of {task} to set its gripper stages on")
+        one = demos.select(mine)
+        command = one.action[:, config.dim]
+        thresholds[task] = config.threshold if config.threshold is not None \
+            else midpoint_threshold(command)
+        switches = gripper_switches(command > thresholds[task], one.episode_starts,
+                                    config.min_run)
+        num_stages.append(num_stages_from_demos(switches[one.episode_ends - 1]))
+    k = dict(zip(tasks, num_stages, strict=True))
+
+    def label(arrays: StoreArrays, start: int) -> npt.NDArray[np.int64]:
+        if unknown := set(arrays.task.tolist()) - set(tasks):
+            raise StoreError(f"episodes of task {sorted(unknown)[0]} are not among "
+                             f"{sorted(tasks)}")
+        threshold = np.repeat([thresholds[t] for t in arrays.task], arrays.lengths)
+        cap = np.repeat([k[t] for t in arrays.task], arrays.lengths)
+        switches = gripper_switches(arrays.action[:, config.dim] > threshold,
+                                    arrays.episode_starts, config.min_run)
+        return stages_from_switches(switches, cap)[start:]
+
+    described = ", ".join(f"{t} K={k[t]} (closed above {thresholds[t]:.3g})" for t in tasks)
+    return StageLabels(tuple(num_stages), label, f"the gripper's switches: {described}")
 
 
 class RoundTrainer:
@@ -555,11 +617,14 @@ def run_online(config: OnlineConfig, console: Console | None = None,
                             fps=make_env(specs[0]).fps, robot_type="sawyer",
                             image_shapes=dict.fromkeys(sft.config.cameras, (size, size, 3)),
                             video=config.video)
+    stages = None
+    if config.rule().critic == "progress":
+        stages = gripper_stages(open_stores(demos), tasks, config.gripper) \
+            if config.stages == "gripper" else expert_stages(specs)
+        console.print(f"progress stages: {stages.source}")
     trainer = RoundTrainer(config, sft, [spec.name for spec in specs],
                            t_max=config.max_steps or max(spec.max_steps for spec in specs),
-                           demos=demos, rollouts=[store],
-                           stages=expert_stages(specs) if config.rule().critic == "progress"
-                           else None)
+                           demos=demos, rollouts=[store], stages=stages)
     learner, writer, load_data, train = \
         trainer.learner, trainer.writer, trainer.load_data, trainer.train
     rounds_dir = run_dir / "rounds"
@@ -591,7 +656,8 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         return "\n  ".join(map(format_result, [evaluated["eval"], *results.values()]))
 
     identity = {"method": config.method, "task": name} | \
-        ({"tasks": [spec.name for spec in specs]} if len(specs) > 1 else {})
+        ({"tasks": [spec.name for spec in specs]} if len(specs) > 1 else {}) | \
+        ({"stages": stages.summary()} if stages is not None else {})
     columns = [TextColumn("[bold]{task.fields[name]}"), BarColumn(),
                TextColumn("{task.completed}/{task.total} {task.fields[info]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
