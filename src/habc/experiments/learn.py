@@ -116,7 +116,7 @@ class LearnConfig:
                             max_steps=t_max, ckpt_every=self.ckpt_every,
                             log_every=self.log_every, num_threads=self.num_threads,
                             learner=self.learner, habc=self.habc, recap=self.recap,
-                            hiors=self.hiors, gripper=self.gripper)
+                            hiors=self.hiors)
 
 
 def _step_limit(config: LearnConfig, tasks: list[str]) -> int:
