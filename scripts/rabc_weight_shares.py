@@ -2,10 +2,11 @@
 
 Used in docs/benchmarks.md.
 
-For every frame of the run's demos and rollouts: the pre-normalisation weight
-``clip(p(o_{t+H}) - p(o_t), 0, 1)`` under the progress model in ``learner/latest``, its mean and
-zero fraction per credit kind, and each kind's share of the actor's total weight when batches
-draw ``demo_fraction`` of their samples from demos and the rest uniformly from rollout frames.
+For every frame of the run's demos and rollouts (stage labels from the run's own source): the
+pre-normalisation weight ``clip(p(o_{t+H}) - p(o_t), 0, 1)`` under the progress model in
+``learner/latest``, its mean and zero fraction per credit kind, and each kind's share of the
+actor's total weight when batches draw ``demo_fraction`` of their samples from demos and the
+rest uniformly from rollout frames.
 
     .venv/bin/python scripts/rabc_weight_shares.py --run runs/ab/rabc/pick-place/seed_1/step1/rabc
 """
@@ -22,11 +23,12 @@ import tyro
 from safetensors.torch import load_file
 
 from habc.credit.labels import FrameKind
-from habc.envs.expert_phases import ExpertPhases
 from habc.envs.registry import get_task
 from habc.episodes.store import open_stores
+from habc.experiments.online import expert_stages, gripper_stages
 from habc.learner.online import LearnerConfig, OnlineLearner, prepare_data
 from habc.policy.backend import load_policy
+from habc.progress.primitives import GripperStageConfig
 from habc.progress.targets import chunk_progress_weight
 from habc.weighting.rules import RULES
 
@@ -45,15 +47,18 @@ def main(args: Args) -> None:
     config = json.loads((args.run / "config.json").read_text())
     policy = load_policy(args.run / "learner/latest/policy")
     task = get_task(str(policy.meta["task"]))
-    arrays = open_stores([*(Path(d) for d in policy.meta["datasets"]), args.run / "rollouts"])
-    phases = ExpertPhases(task)
+    demos = [Path(d) for d in policy.meta["datasets"]]
+    arrays = open_stores([*demos, args.run / "rollouts"])
+    stages = gripper_stages(open_stores(demos), [task.name],
+                            GripperStageConfig(**config["gripper"])) \
+        if config.get("stages") == "gripper" else expert_stages([task])
     data = prepare_data(arrays, horizon=policy.config.chunk_horizon, k=1, naive=False,
                         critic_use_demos=False,
                         validation_every=config["learner"]["validation_every"],
                         boundary_margin=config["learner"].get("boundary_margin", 0),
-                        stage=phases(arrays.state))
+                        stage=stages.label(arrays, 0))
     learner = OnlineLearner(policy, RULES["rabc"], LearnerConfig(), t_max=task.max_steps,
-                            method="rabc", num_stages=(phases.num_stages,))
+                            method="rabc", num_stages=stages.num_stages)
     assert learner.progress is not None
     tensors = load_file(str(args.run / "learner/latest/critic.safetensors"))
     learner.progress.load_state_dict({k[4:]: v for k, v in tensors.items()
