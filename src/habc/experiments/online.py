@@ -622,7 +622,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         stages = gripper_stages(open_stores(demos), tasks, config.gripper) \
             if config.stages == "gripper" else expert_stages(specs)
         console.print(f"progress stages: {stages.source}")
-    trainer = RoundTrainer(config, sft, [spec.name for spec in specs],
+    trainer = RoundTrainer(config, sft, list(tasks),
                            t_max=config.max_steps or max(spec.max_steps for spec in specs),
                            demos=demos, rollouts=[store], stages=stages)
     learner, writer, load_data, train = \
@@ -656,7 +656,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         return "\n  ".join(map(format_result, [evaluated["eval"], *results.values()]))
 
     identity = {"method": config.method, "task": name} | \
-        ({"tasks": [spec.name for spec in specs]} if len(specs) > 1 else {}) | \
+        ({"tasks": list(tasks)} if len(specs) > 1 else {}) | \
         ({"stages": stages.summary()} if stages is not None else {})
     columns = [TextColumn("[bold]{task.fields[name]}"), BarColumn(),
                TextColumn("{task.completed}/{task.total} {task.fields[info]}"),
