@@ -461,6 +461,19 @@ def test_the_stage_source_reaches_the_online_runs(tmp_path):
         OnlineConfig(sft_checkpoint=tmp_path, run_dir=tmp_path, stages="vlm")  # type: ignore[arg-type]
 
 
+def test_the_gripper_settings_reach_the_online_runs(tmp_path):
+    spec = ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]], "stages": "gripper",
+                                     "gripper": {"opening_dim": 3, "opening_above": 0.35}})
+    gripper = _online_config(spec, tmp_path, "rabc", tmp_path / "r", 3, 0).gripper
+    assert (gripper.opening_dim, gripper.opening_above, gripper.settle) == (3, 0.35, 15)
+    with pytest.raises(ConfigError, match="need stages 'gripper'"):
+        ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]],
+                                  "gripper": {"min_run": 5}})
+    with pytest.raises(ConfigError, match="go together"):
+        ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]], "stages": "gripper",
+                                  "gripper": {"opening_dim": 3}})
+
+
 def test_online_mode_reaches_every_rollout_method_and_sft_stays_in_rounds(tmp_path):
     spec = ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]],
                                      "online_mode": "async"})

@@ -272,3 +272,44 @@ def test_gripper_stages_label_each_task_by_its_own_threshold_and_k(tmp_path, rng
     assert stages.label(arrays, 11).tolist() == [0, 0, 0, 1, 1, 1]
     with pytest.raises(ConfigError, match="no successful demo of push-block"):
         gripper_stages(arrays, ["slide-block", "push-block"], GripperStageConfig())
+
+
+def test_gripper_stages_with_the_opening_count_only_closes_that_hold_something(tmp_path, rng):
+    """A missed grasp (the fingers close on nothing) stays in the approach stage."""
+    from habc.episodes.store import open_stores
+    from habc.errors import ConfigError
+    from habc.experiments.online import gripper_stages
+    from habc.progress.primitives import GripperStageConfig
+
+    def episode(seed: int, success: bool, grasp: tuple[int, int],
+                opening: list[float]) -> Episode:
+        plain = robot_episode(rng, len(opening), source=EpisodeSource.DEMO if success
+                              else EpisodeSource.ROLLOUT, success=success, seed=seed, grasp=grasp)
+        state = plain.state.copy()
+        state[:, 2] = opening  # the gripper's opening in state dim 2
+        return Episode(**{**vars(plain), "state": state})
+
+    store = EpisodeStore.create(tmp_path / "demos", state_dim=3, action_dim=2, fps=10,
+                                robot_type="arm")
+    # the demo closes at frame 2 and the fingers stop on the block at 0.5
+    demo = episode(0, True, (2, 8), [1.0, 1.0, 0.8, 0.5, 0.5, 0.5, 0.5, 0.5])
+    # the rollout closes at frame 1 on nothing (0.1), reopens at 4, then grasps at frame 6
+    rollout = episode(1, False, (1, 4), [1.0, 0.8, 0.1, 0.1, 0.5, 1.0, 0.8, 0.5, 0.5, 0.5])
+    rollout.action[6:, -1] = 4.0
+    store.append([demo, rollout])
+    arrays = open_stores([tmp_path / "demos"])
+    config = GripperStageConfig(min_run=1, opening_dim=2, opening_above=0.3, settle=1)
+    stages = gripper_stages(arrays, ["slide-block"], config)
+    assert stages.num_stages == (2,)  # the demo holds from frame 3 on: one switch
+    # demo: holding from frame 3 (closed since frame 2, settled one frame, 0.5 > 0.3);
+    # rollout: the first close reads 0.1 once settled, so only the second grasp counts (from
+    # frame 7).
+    assert stages.label(arrays, 0).tolist() == [0, 0, 0, 1, 1, 1, 1, 1] + [0] * 7 + [1] * 3
+    # the command alone: the missed grasp is the carry stage until the reopening at frame 4
+    command_only = gripper_stages(arrays, ["slide-block"], GripperStageConfig(min_run=1))
+    assert command_only.label(arrays, 8).tolist() == [0, 1, 1, 1, 0, 0, 1, 1, 1, 1]
+    assert stages.source.endswith("holding: opening (state dim 2) above 0.3, 1 frames after "
+                                  "a close")
+    with pytest.raises(ConfigError, match="opening_dim 3 is outside the 3 state dimensions"):
+        gripper_stages(arrays, ["slide-block"],
+                       GripperStageConfig(opening_dim=3, opening_above=0.3))

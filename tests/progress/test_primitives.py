@@ -6,7 +6,9 @@ import pytest
 from habc.errors import ConfigError
 from habc.progress.primitives import (
     GripperStageConfig,
+    debounced_state,
     gripper_switches,
+    holding,
     midpoint_threshold,
     num_stages_from_demos,
     stages_from_switches,
@@ -62,9 +64,14 @@ def test_the_vectorised_count_agrees_with_a_loop(min_run):
                                   _switches_by_loop(closed, starts, min_run))
 
 
-def test_stages_cap_switches_at_the_last_stage():
-    assert stages_from_switches(np.array([0, 1, 2, 3]), 2).tolist() == [0, 1, 1, 1]
-    assert stages_from_switches(np.array([2, 2, 0]), np.array([1, 3, 3])).tolist() == [0, 2, 0]
+def test_past_the_last_stage_the_stage_keeps_the_gripper_state_of_the_demos():
+    # K = 2 (a pick): a drop (2 switches) is the approach again, the regrasp (3) the carry
+    assert stages_from_switches(np.array([0, 1, 2, 3, 4]), 2).tolist() == [0, 1, 0, 1, 0]
+    # K = 3 (grasp, release): 3 switches grasp again (stage 1), 4 release again (stage 2)
+    assert stages_from_switches(np.array([2, 3, 4, 5]), 3).tolist() == [2, 1, 2, 1]
+    # K = 1 (no switch in the demos): always stage 0; K per frame
+    assert stages_from_switches(np.array([1, 2, 2, 0]), np.array([1, 1, 3, 3])).tolist() \
+        == [0, 0, 2, 0]
 
 
 def test_k_is_one_more_than_the_demos_most_common_switch_count():
@@ -84,3 +91,43 @@ def test_the_default_threshold_is_the_midpoint_of_the_1st_and_99th_percentiles()
 def test_min_run_must_be_positive():
     with pytest.raises(ConfigError, match="min_run"):
         GripperStageConfig(min_run=0)
+
+
+def test_the_debounced_state_ignores_flickers_and_starts_in_the_first_held_state():
+    # Episode 1 (0-7): a 1-frame closed flicker, open 2, closed 3, a 1-frame open flicker, closed.
+    # Episode 2 (8-10): a 1-frame open flicker, then closed 2: it starts closed.
+    # Episode 3 (11-12): flickers only: open throughout.
+    closed = np.array([1, 0, 0, 1, 1, 1, 0, 1,
+                       0, 1, 1,
+                       1, 0], dtype=bool)
+    state = debounced_state(closed, np.array([0, 8, 11]), min_run=2)
+    assert state.astype(int).tolist() == [0, 0, 0, 1, 1, 1, 1, 1,
+                                          1, 1, 1,
+                                          0, 0]
+    assert debounced_state(np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64), 3).shape == (0,)
+    assert gripper_switches(np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64), 3).shape == (0,)
+
+
+def test_holding_needs_a_settled_close_on_something():
+    # Episode 1: open 2, then closed 5 with the fingers stopping on an object at 0.45.
+    # Episode 2: open 1, then closed 5 with the fingers closing on nothing (0.30).
+    state = np.array([0, 0, 1, 1, 1, 1, 1,
+                      0, 1, 1, 1, 1, 1], dtype=bool)
+    opening = np.array([1.0, 1.0, 0.9, 0.6, 0.45, 0.45, 0.44,
+                        1.0, 0.9, 0.6, 0.3, 0.3, 0.3])
+    held = holding(state, opening, np.array([0, 7]), opening_above=0.35, settle=2)
+    # closed frames at run positions 0, 1 are still closing; from position 2 the opening counts
+    assert held.astype(int).tolist() == [0, 0, 0, 0, 1, 1, 1,
+                                         0, 0, 0, 0, 0, 0]
+    # settle 0 reads the opening at once: the closing fingers pass for holding
+    assert holding(state, opening, np.array([0, 7]), 0.35, 0).astype(int).tolist() == \
+        [0, 0, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0]
+
+
+def test_the_opening_settings_go_together():
+    with pytest.raises(ConfigError, match="go together"):
+        GripperStageConfig(opening_dim=3)
+    with pytest.raises(ConfigError, match="go together"):
+        GripperStageConfig(opening_above=0.35)
+    with pytest.raises(ConfigError, match="settle"):
+        GripperStageConfig(opening_dim=3, opening_above=0.35, settle=-1)

@@ -43,6 +43,7 @@ from habc.experiments.tables import load_rounds, run_label, step2_source, task_r
 from habc.learner.online import OWN_POOL_METHODS, LearnerConfig
 from habc.learner.sft import TrainConfig, train_sft
 from habc.policy.config import PolicyConfig
+from habc.progress.primitives import GripperStageConfig
 from habc.rollout.collect import CollectConfig, collect_demos
 from habc.rollout.operator import OperatorConfig
 from habc.weighting.rules import HabcRule, RejectionRule
@@ -98,6 +99,8 @@ class ExperimentSpec:
     stages: Literal["expert", "gripper"] = "expert"
     """Stage labels of the progress model: the scripted expert's phase, or the gripper's
     switches (see OnlineConfig.stages)."""
+    gripper: GripperStageConfig = field(default_factory=GripperStageConfig)
+    """With ``stages`` 'gripper': how the switches are read (see GripperStageConfig)."""
     multi_task: bool = False
     """One policy per seed for every task (README *Multi-task policies*): SFT on all the tasks'
     demos, and online runs whose rollouts alternate between the tasks and whose rounds evaluate
@@ -149,6 +152,8 @@ class ExperimentSpec:
             raise ConfigError("hiors_reward must be 'none' or 'progress'")
         if self.stages not in ("expert", "gripper"):
             raise ConfigError("stages must be 'expert' or 'gripper'")
+        if self.gripper != GripperStageConfig() and self.stages != "gripper":
+            raise ConfigError("gripper settings need stages 'gripper'")
         if self.eval_seed_offset < 0:
             raise ConfigError("eval_seed_offset must be >= 0 (0: the reported block)")
         if self.critic_steps_per_round is not None and self.critic_steps_per_round < 1:
@@ -186,6 +191,8 @@ class ExperimentSpec:
                 data["critic"] = CriticConfig(**data["critic"])
             if "operator" in data:
                 data["operator"] = OperatorConfig(**data["operator"])
+            if "gripper" in data:
+                data["gripper"] = GripperStageConfig(**data["gripper"])
             return cls(**data)
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"bad experiment spec: {e}") from e
@@ -357,7 +364,7 @@ def _online_config(spec: ExperimentSpec, cell: Path, method: str, run_dir: Path,
             imitate_failed_takeovers=spec.imitate_failed_takeovers
             or not (habc or method in OWN_POOL_METHODS)),
         habc=spec.habc_rule(), hiors=RejectionRule(reward=spec.hiors_reward),
-        stages=spec.stages)
+        stages=spec.stages, gripper=spec.gripper)
 
 
 def online_job(spec: ExperimentSpec, cell: Path, seed: int, method: str, step: int) -> str:

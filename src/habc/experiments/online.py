@@ -81,7 +81,9 @@ from habc.learner.online import (
 from habc.policy.backend import ChunkPolicy, checkpoint_tasks, load_policy, task_meta
 from habc.progress.primitives import (
     GripperStageConfig,
+    debounced_state,
     gripper_switches,
+    holding,
     midpoint_threshold,
     num_stages_from_demos,
     stages_from_switches,
@@ -473,26 +475,40 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
     """The gripper's switches (``progress.primitives``), thresholds and K from the demos.
 
     Each task's threshold (unless ``config`` sets one) and K come from its successful demos.
+    With ``config.opening_dim``, the switches are those of holding (a settled close on
+    something) rather than of the command.
 
     Raises:
-        ConfigError: a gripper dimension outside the actions, or a task without a
-            successful demo.
+        ConfigError: a gripper dimension outside the actions, an opening dimension outside the
+            states, or a task without a successful demo.
     """
     width = demos.action.shape[1]
     if not -width <= config.dim < width:
         raise ConfigError(f"gripper dim {config.dim} is outside the {width} action dimensions")
+    if config.opening_dim is not None and not -demos.state.shape[1] <= config.opening_dim \
+            < demos.state.shape[1]:
+        raise ConfigError(f"gripper opening_dim {config.opening_dim} is outside the "
+                          f"{demos.state.shape[1]} state dimensions")
+
+    def switches(arrays: StoreArrays, threshold: float | npt.NDArray[np.floating]) \
+            -> npt.NDArray[np.int64]:
+        signal = arrays.action[:, config.dim] > threshold
+        if config.opening_dim is not None and config.opening_above is not None:
+            state = debounced_state(signal, arrays.episode_starts, config.min_run)
+            signal = holding(state, arrays.state[:, config.opening_dim],
+                             arrays.episode_starts, config.opening_above, config.settle)
+        return gripper_switches(signal, arrays.episode_starts, config.min_run)
+
     thresholds, num_stages = {}, []
     for task in tasks:
         mine = (demos.task == task) & demos.success
         if not mine.any():
             raise ConfigError(f"no successful demo of {task} to set its gripper stages on")
         one = demos.select(mine)
-        command = one.action[:, config.dim]
         thresholds[task] = config.threshold if config.threshold is not None \
-            else midpoint_threshold(command)
-        switches = gripper_switches(command > thresholds[task], one.episode_starts,
-                                    config.min_run)
-        num_stages.append(num_stages_from_demos(switches[one.episode_ends - 1]))
+            else midpoint_threshold(one.action[:, config.dim])
+        num_stages.append(num_stages_from_demos(
+            switches(one, thresholds[task])[one.episode_ends - 1]))
     k = dict(zip(tasks, num_stages, strict=True))
 
     def label(arrays: StoreArrays, start: int) -> npt.NDArray[np.int64]:
@@ -501,11 +517,12 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
                              f"{sorted(tasks)}")
         threshold = np.repeat([thresholds[t] for t in arrays.task], arrays.lengths)
         cap = np.repeat([k[t] for t in arrays.task], arrays.lengths)
-        switches = gripper_switches(arrays.action[:, config.dim] > threshold,
-                                    arrays.episode_starts, config.min_run)
-        return stages_from_switches(switches, cap)[start:]
+        return stages_from_switches(switches(arrays, threshold), cap)[start:]
 
     described = ", ".join(f"{t} K={k[t]} (closed above {thresholds[t]:.3g})" for t in tasks)
+    if config.opening_dim is not None:
+        described += (f"; holding: opening (state dim {config.opening_dim}) above "
+                      f"{config.opening_above:.3g}, {config.settle} frames after a close")
     return StageLabels(tuple(num_stages), label, f"the gripper's switches: {described}")
 
 

@@ -4,7 +4,7 @@ SPEC §8 takes sim stages from the scripted expert's phase; a robot's demos have
 annotating stages by hand is what a stage-aware reward model is meant to spare. The primitive
 used here is the gripper: a frame's stage is the number of times the gripper command has
 switched between open and closed since its episode began (approach -> grasp and carry ->
-release -> ...), capped at ``K - 1``.
+release -> ...), up to ``K - 1``.
 
 Conventions:
 - *closed* means the gripper command (one action dimension) is above a threshold. Which side
@@ -15,8 +15,16 @@ Conventions:
 - Each episode starts in the state of its first run of ``min_run`` frames; frames before that
   run are stage 0 whatever they show.
 - ``K`` is one more than the number of switches most successful demos make (the smaller on a
-  tie), so a demo's last stage is ``K - 1``; an episode that switches more often stays in the
-  last stage.
+  tie), so a demo's last stage is ``K - 1``. An episode that switches more often alternates
+  between the last two stages (``stages_from_switches``), so its stage keeps the gripper state
+  the demos have in it.
+
+The command says "closed" whether or not anything is held, so a missed grasp advances the stage
+as a grasp does. With the gripper's opening in the state (``opening_dim``), the switches are
+those of *holding* instead: the fingers stopped on an object, i.e. the (debounced) command has
+been closed for ``settle`` frames and the opening is still wider than ``opening_above`` (what
+the fingers read when closed on nothing is below it). This is the object detection of
+industrial grippers (fingers stopped before fully closed), from the state a robot logs anyway.
 """
 
 from __future__ import annotations
@@ -42,10 +50,53 @@ class GripperStageConfig:
     1st and 99th percentile of the command over its successful demos."""
     min_run: int = 3
     """Frames a new gripper state must hold for its switch to count."""
+    opening_dim: int | None = None
+    """State dimension of the gripper's opening (Meta-World: 3). When set, the stages count
+    switches of *holding* (see the module) instead of the command's."""
+    opening_above: float | None = None
+    """With ``opening_dim``: the fingers hold something when their settled opening is above this
+    (Meta-World: 0.30 closed on nothing, 0.44 on the puck). Successful demos rarely close on
+    nothing, so there is no default."""
+    settle: int = 15
+    """With ``opening_dim``: frames the command must have been closed before the opening is read
+    (the time the fingers take to close; Meta-World's take 13)."""
 
     def __post_init__(self) -> None:
         if self.min_run < 1:
             raise ConfigError("gripper min_run must be >= 1")
+        if (self.opening_dim is None) != (self.opening_above is None):
+            raise ConfigError("gripper opening_dim and opening_above go together: the opening "
+                              "a closed gripper reads on nothing is not in successful demos")
+        if self.settle < 0:
+            raise ConfigError("gripper settle must be >= 0")
+
+
+def debounced_state(closed: npt.NDArray[np.bool_], episode_starts: npt.NDArray[np.int64],
+                    min_run: int) -> npt.NDArray[np.bool_]:
+    """The gripper state each frame is in, flickers shorter than ``min_run`` ignored.
+
+    Args:
+        closed: (N,) whether the gripper is closed at each frame of the flat episodes.
+        episode_starts: (E,) first frame of each episode, ascending.
+        min_run: frames a state must hold to be entered.
+
+    Returns:
+        (N,) the value of the latest run of at least ``min_run`` frames that began at or before
+        each frame in its episode; before an episode's first such run, that run's value; False
+        (open) throughout an episode without one.
+    """
+    run = segment_ids(closed.astype(np.int8), episode_starts)  # (N,) run ids 0..R-1
+    _, run_start, run_length = np.unique(run, return_index=True, return_counts=True)
+    runs = np.arange(len(run_start))
+    episode = np.searchsorted(episode_starts, run_start, side="right") - 1  # (R,)
+    long = run_length >= min_run  # the runs that are states, not flickers
+    before = np.maximum.accumulate(np.where(long, runs, -1))  # latest long run <= r
+    after = np.minimum.accumulate(np.where(long, runs, len(runs))[::-1])[::-1]  # first >= r
+    has_before = (before >= 0) & (episode[np.maximum(before, 0)] == episode)
+    has_after = (after < len(runs)) & (episode[np.minimum(after, len(runs) - 1)] == episode)
+    owner = np.where(has_before, before, after)
+    value = closed[run_start[np.minimum(owner, len(runs) - 1)]] & (has_before | has_after)
+    return value[run]
 
 
 def gripper_switches(closed: npt.NDArray[np.bool_], episode_starts: npt.NDArray[np.int64],
@@ -53,28 +104,45 @@ def gripper_switches(closed: npt.NDArray[np.bool_], episode_starts: npt.NDArray[
     """Switches of the gripper since each frame's episode began, debounced.
 
     Args:
-        closed: (N,) whether the gripper command is closed at each frame of the flat episodes.
+        closed: (N,) whether the gripper is closed at each frame of the flat episodes.
         episode_starts: (E,) first frame of each episode, ascending.
         min_run: frames a state must hold for a switch into it to count.
 
     Returns:
-        (N,) the number of confirmed switches at or before each frame within its episode.
+        (N,) the number of changes of ``debounced_state`` at or before each frame within its
+        episode.
     """
-    if len(closed) == 0:
-        return np.zeros(0, dtype=np.int64)
-    run = segment_ids(closed.astype(np.int8), episode_starts)
-    _, run_start, run_length = np.unique(run, return_index=True, return_counts=True)
-    run_episode = np.searchsorted(episode_starts, run_start, side="right") - 1
-    long = np.flatnonzero(run_length >= min_run)  # the runs that are states, not flickers
-    switch = np.zeros(len(long), dtype=bool)  # a long run that changes the episode's state
-    switch[1:] = (closed[run_start[long[1:]]] != closed[run_start[long[:-1]]]) \
-        & (run_episode[long[1:]] == run_episode[long[:-1]])
-    marks = np.zeros(len(closed), dtype=np.int64)
-    marks[run_start[long[switch]]] = 1
-    total = np.cumsum(marks)
-    before = total[episode_starts] - marks[episode_starts]  # switches of earlier episodes
-    lengths = np.diff(np.append(episode_starts, len(closed)))
-    return total - np.repeat(before, lengths)
+    state = debounced_state(closed, episode_starts, min_run)
+    change = np.zeros(len(state), dtype=np.int64)
+    change[1:] = state[1:] != state[:-1]
+    lengths = np.diff(np.append(episode_starts, len(state)))
+    episode = np.repeat(np.arange(len(episode_starts)), lengths)
+    change[episode_starts[lengths > 0]] = 0  # a new episode is not a switch
+    total = np.cumsum(change)
+    return total - total[episode_starts[episode]]
+
+
+def holding(state: npt.NDArray[np.bool_], opening: npt.NDArray[np.floating],
+            episode_starts: npt.NDArray[np.int64], opening_above: float,
+            settle: int) -> npt.NDArray[np.bool_]:
+    """Whether the fingers hold something: stopped on it, wider apart than on nothing.
+
+    Args:
+        state: (N,) the debounced gripper state (``debounced_state``), True when closed.
+        opening: (N,) the gripper's opening read from the state.
+        episode_starts: (E,) first frame of each episode, ascending.
+        opening_above: the opening above which settled fingers hold something.
+        settle: frames the state must have been closed before the opening is read.
+
+    Returns:
+        (N,) True where the state has been closed for at least ``settle`` frames before this
+        one (its position in its run of closed frames, counted from 0, is >= ``settle``) and
+        the opening is above ``opening_above``.
+    """
+    run = segment_ids(state.astype(np.int8), episode_starts)  # (N,) run ids 0..R-1
+    _, run_start = np.unique(run, return_index=True)
+    position = np.arange(len(state)) - run_start[run]
+    return state & (position >= settle) & (opening > opening_above)
 
 
 def midpoint_threshold(command: npt.NDArray[np.floating]) -> float:
@@ -85,8 +153,15 @@ def midpoint_threshold(command: npt.NDArray[np.floating]) -> float:
 
 def stages_from_switches(switches: npt.NDArray[np.int64],
                          num_stages: int | npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Stage of each frame: its switch count (N,) capped at ``K - 1`` (K scalar or (N,)) -> (N,)."""
-    return np.minimum(switches, num_stages - 1)
+    """Stage of each frame from its switch count (N,) and ``K`` (scalar or (N,)) -> (N,).
+
+    Counts up to ``K - 1`` are the stage. Past it (more switches than the demos make: a grasp
+    lost and retried), the stage alternates between ``K - 1`` and ``K - 2``, so that it never
+    says the gripper is in the other state than the demos' stage of that number: a dropped
+    object sends a pick back to its approach stage, and the regrasp to its carry stage.
+    """
+    over = np.maximum(switches - (num_stages - 1), 0)
+    return np.maximum(np.minimum(switches, num_stages - 1) - over % 2, 0)
 
 
 def num_stages_from_demos(final_switches: npt.NDArray[np.int64]) -> int:
