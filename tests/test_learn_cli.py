@@ -244,6 +244,18 @@ def test_rabc_on_a_robot_task_without_annotations_takes_gripper_stages(tmp_path,
     assert "progress/loss" in record["train"]
     model = load_file(str(tmp_path / "run/learner/latest/critic.safetensors"))
     assert model["net.stage_mask"].tolist() == [[False] * 3]
+    # holding: the opening in state dim 2 (random normal here) read 0 frames into a close
+    assert main([*args, "--run-dir", str(tmp_path / "r3"), "--stages", "gripper",
+                 "--gripper.opening-dim", "2"]) == 2
+    assert "opening_dim and opening_above go together" in capsys.readouterr().err
+    assert main([*args, "--run-dir", str(tmp_path / "held"), "--stages", "gripper",
+                 "--gripper.opening-dim", "2", "--gripper.opening-above", "-9",
+                 "--gripper.settle", "0"]) == 0
+    record = json.loads((tmp_path / "held/learn/round_001.json").read_text())
+    # every opening is above -9, so holding is the command's state: the same K
+    assert record["stages"] == {"source": "the gripper's switches: slide-block K=3 (closed "
+                                "above 2); holding: opening (state dim 2) above -9, 0 frames "
+                                "after a close", "num_stages": [3]}
 
 
 def test_gripper_stages_label_each_task_by_its_own_threshold_and_k(tmp_path, rng):
