@@ -156,9 +156,9 @@ def stages_from_switches(switches: npt.NDArray[np.int64],
     """Stage of each frame from its switch count (N,) and ``K`` (scalar or (N,)) -> (N,).
 
     Counts up to ``K - 1`` are the stage. Past it (more switches than the demos make: a grasp
-    lost and retried), the stage alternates between ``K - 1`` and ``K - 2``, so that it never
-    says the gripper is in the other state than the demos' stage of that number: a dropped
-    object sends a pick back to its approach stage, and the regrasp to its carry stage.
+    lost and retried), the stage alternates between ``K - 1`` and ``K - 2``, so that the
+    gripper is always in the state the demos have in that stage: a dropped object sends a
+    pick back to its approach stage, and the regrasp to its carry stage.
     """
     over = np.maximum(switches - (num_stages - 1), 0)
     return np.maximum(np.minimum(switches, num_stages - 1) - over % 2, 0)
