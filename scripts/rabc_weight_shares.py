@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from habc.credit.labels import FrameKind
 from habc.envs.registry import get_task
 from habc.episodes.store import open_stores
-from habc.experiments.online import expert_stages, gripper_stages
+from habc.experiments.online import online_stages
 from habc.learner.online import LearnerConfig, OnlineLearner, prepare_data
 from habc.policy.backend import load_policy
 from habc.progress.primitives import GripperStageConfig
@@ -49,9 +49,8 @@ def main(args: Args) -> None:
     task = get_task(str(policy.meta["task"]))
     demos = [Path(d) for d in policy.meta["datasets"]]
     arrays = open_stores([*demos, args.run / "rollouts"])
-    stages = gripper_stages(open_stores(demos), [task.name],
-                            GripperStageConfig(**config["gripper"])) \
-        if config.get("stages") == "gripper" else expert_stages([task])
+    stages = online_stages(config.get("stages", "expert"),
+                           GripperStageConfig(**config.get("gripper", {})), demos, [task])
     data = prepare_data(arrays, horizon=policy.config.chunk_horizon, k=1, naive=False,
                         critic_use_demos=False,
                         validation_every=config["learner"]["validation_every"],

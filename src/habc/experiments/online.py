@@ -482,13 +482,11 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
         ConfigError: a gripper dimension outside the actions, an opening dimension outside the
             states, or a task without a successful demo.
     """
-    width = demos.action.shape[1]
-    if not -width <= config.dim < width:
-        raise ConfigError(f"gripper dim {config.dim} is outside the {width} action dimensions")
-    if config.opening_dim is not None and not -demos.state.shape[1] <= config.opening_dim \
-            < demos.state.shape[1]:
-        raise ConfigError(f"gripper opening_dim {config.opening_dim} is outside the "
-                          f"{demos.state.shape[1]} state dimensions")
+    for name, dim, kind, width in (("dim", config.dim, "action", demos.action.shape[1]),
+                                   ("opening_dim", config.opening_dim, "state",
+                                    demos.state.shape[1])):
+        if dim is not None and not -width <= dim < width:
+            raise ConfigError(f"gripper {name} {dim} is outside the {width} {kind} dimensions")
 
     def switches(arrays: StoreArrays, threshold: float | npt.NDArray[np.floating]) \
             -> npt.NDArray[np.int64]:
@@ -524,6 +522,14 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
         described += (f"; holding: opening (state dim {config.opening_dim}) above "
                       f"{config.opening_above:.3g}, {config.settle} frames after a close")
     return StageLabels(tuple(num_stages), label, f"the gripper's switches: {described}")
+
+
+def online_stages(stages: Literal["expert", "gripper"], gripper: GripperStageConfig,
+                  demos: Sequence[Path], specs: Sequence[TaskSpec]) -> StageLabels:
+    """The stage labels of an online run (``OnlineConfig.stages``) on its demos and tasks."""
+    if stages == "gripper":
+        return gripper_stages(open_stores(demos), [spec.name for spec in specs], gripper)
+    return expert_stages(specs)
 
 
 class RoundTrainer:
@@ -636,8 +642,7 @@ def run_online(config: OnlineConfig, console: Console | None = None,
                             video=config.video)
     stages = None
     if config.rule().critic == "progress":
-        stages = gripper_stages(open_stores(demos), tasks, config.gripper) \
-            if config.stages == "gripper" else expert_stages(specs)
+        stages = online_stages(config.stages, config.gripper, demos, specs)
         console.print(f"progress stages: {stages.source}")
     trainer = RoundTrainer(config, sft, list(tasks),
                            t_max=config.max_steps or max(spec.max_steps for spec in specs),
