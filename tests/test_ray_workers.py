@@ -2,6 +2,7 @@
 trials as local processes."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from habc.episodes.store import EpisodeStore
 from habc.evaluation import evaluate
 from habc.experiments import online
 from habc.policy.backend import CONFIG_FILE, WEIGHTS_FILE
-from habc.rollout.ray_workers import RayDispatcher, ray_map
+from habc.rollout.ray_workers import MAX_ATTEMPTS, RayDispatcher, WorkerLostError, ray_map
 from tests.test_online_cli import TINY_ONLINE
 
 
@@ -111,3 +112,83 @@ def _slow_echo(item: tuple[int, int]) -> tuple[int, int]:
         raise ValueError("negative item")
     time.sleep(2.0 if item[0] == 0 else 0.0)
     return item
+
+
+def test_dispatcher_reruns_the_item_of_a_lost_worker(tmp_path):
+    """A worker process that dies mid-item is replaced and the item rerun; an item that kills
+    every worker it runs on fails after MAX_ATTEMPTS runs."""
+    with RayDispatcher("local", 2, None, _no_checkpoint, (), _dies_on_first_run,
+                       lambda item: item) as pool:
+        runs = {item: pool.submit((tmp_path, item)) for item in ("a", "b", "c")}
+        assert {item: f.result(timeout=120) for item, f in runs.items()} == \
+            {"a": "a", "b": "b", "c": "c"}
+        assert [len(_runs_of(tmp_path, item)) for item in ("a", "b", "c")] == [1, 2, 1]
+        doomed = pool.submit((tmp_path, "always"))
+        with pytest.raises(WorkerLostError, match=f"each of its {MAX_ATTEMPTS} runs"):
+            doomed.result(timeout=120)
+        assert len(_runs_of(tmp_path, "always")) == MAX_ATTEMPTS
+        assert pool.submit((tmp_path, "d")).result(timeout=120) == "d"  # the pool goes on
+    assert not ray.is_initialized()
+
+
+def _no_checkpoint(policy_dir: Path | None) -> None:
+    assert policy_dir is None
+
+
+def _runs_of(root: Path, item: str) -> list[str]:
+    path = root / f"{item}.runs"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _dies_on_first_run(job: tuple[Path, str]) -> str:
+    """Log the run; item 'b' kills its worker process on its first run, 'always' on each."""
+    root, item = job
+    with (root / f"{item}.runs").open("a") as log:
+        log.write(f"{os.getpid()}\n")
+    if item == "always" or (item == "b" and len(_runs_of(root, item)) == 1):
+        os._exit(1)
+    return item
+
+
+def test_ray_map_spreads_over_a_clusters_nodes_and_survives_losing_one(tmp_path):
+    """Two nodes of one CPU each (Ray's ``cluster_utils``, on this machine): ``ray_map`` joins
+    the cluster by address and puts a worker on each node; the second node is removed while it
+    runs an item, and that item is rerun on the head node."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        second = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        head_id, second_id = (node.node_id for node in (cluster.head_node, second))
+        items = [(tmp_path, i, head_id) for i in range(4)]
+        results = ray_map(cluster.address, 2, None, items, _no_checkpoint, (), _node_of_run)
+        first = next(results)  # the head's first item, once the second node has one
+        started = {line.split()[1] for line in _started(tmp_path)}
+        assert started == {head_id, second_id}
+        cluster.remove_node(second)
+        done = [first, *results]
+        assert not ray.is_initialized()
+    finally:
+        cluster.shutdown()
+    assert sorted(item for item, _ in done) == [0, 1, 2, 3]
+    lost = [int(line.split()[0]) for line in _started(tmp_path) if line.split()[1] == second_id]
+    assert len(lost) == 1 and dict(done)[lost[0]] == head_id  # rerun on the head node
+    assert {node for _, node in done} == {head_id}
+
+
+def _started(root: Path) -> list[str]:
+    path = root / "started"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _node_of_run(job: tuple[Path, int, str]) -> tuple[int, str]:
+    """Log 'item node' on start; on the head node, return once two items have started; on
+    another node, wait (for the node's removal)."""
+    root, item, head = job
+    node = ray.get_runtime_context().get_node_id()
+    with (root / "started").open("a") as log:
+        log.write(f"{item} {node}\n")
+    while node != head or len(_started(root)) < 2:
+        time.sleep(0.1)
+    return item, node

@@ -10,6 +10,13 @@ seeded per episode), so Ray workers produce what local worker processes produce.
 ``ray_map`` runs a fixed list of items; ``RayDispatcher`` takes items while it runs (Hi-ORS's
 asynchronous rollouts) and hands each to the next idle worker, with arguments made at that
 moment, such as the newest published policy.
+
+A worker whose process or node is lost mid-item (a crash, a preempted or removed machine) is
+replaced, and its item goes back to the front of the queue for the next idle worker (which
+calls ``prepare`` for it again): items are pure functions of their arguments (an episode of its
+seed and policy), so a rerun returns what the lost run would have. An item whose worker is lost ``MAX_ATTEMPTS`` times fails with
+``WorkerLostError``. A replacement takes items once Ray has placed it; until then the
+surviving workers do, so a cluster that lost capacity finishes on what it has left.
 """
 
 from __future__ import annotations
@@ -24,6 +31,13 @@ from typing import Any
 
 from habc.errors import ConfigError
 from habc.policy.backend import CONFIG_FILE, WEIGHTS_FILE
+
+MAX_ATTEMPTS = 3
+"""Runs of one item before the loss of its worker fails it."""
+
+
+class WorkerLostError(RuntimeError):
+    """An item's Ray worker was lost (process or node) on each of its ``MAX_ATTEMPTS`` runs."""
 
 
 def checkpoint_files(directory: Path) -> dict[str, bytes]:
@@ -54,9 +68,23 @@ class RayWorker:
             policy_dir = write_checkpoint(files, Path(self._tmp.name) / "policy")
         init(policy_dir, *init_args)
 
+    def ready(self) -> None:
+        """Return once ``__init__`` has run (a replacement worker takes items after this)."""
+
     def run(self, fn: Callable[[Any], Any], item: Any) -> Any:
         """``fn(item)`` in this worker's process."""
         return fn(item)
+
+
+def worker_lost(error: BaseException) -> bool:
+    """Whether a Ray call failed because its worker's process or node went away.
+
+    An error raised by the item's function, or by the worker's ``init``, is not a loss: a
+    rerun would raise it again.
+    """
+    from ray.exceptions import RayActorError
+
+    return isinstance(error, RayActorError) and not error.actor_init_failed
 
 
 def connect(address: str) -> bool:
@@ -104,8 +132,9 @@ class RayDispatcher:
     *init_args)``. ``submit`` queues an item and returns a future of its result; a worker that
     becomes idle takes the oldest queued item, and ``prepare(item)`` makes its argument at that
     moment, on this machine (in the thread that noticed the idle worker, so it must be cheap and
-    thread-safe). Use it as a context manager: on exit the queued items are cancelled, the
-    workers are stopped, and Ray is shut down if this object joined it.
+    thread-safe). A lost worker is replaced and its item rerun (see the module). Use it as a
+    context manager: on exit the queued items are cancelled, the workers are stopped, and Ray is
+    shut down if this object joined it.
     """
 
     def __init__(self, address: str, workers: int, checkpoint: Path | None,
@@ -116,18 +145,21 @@ class RayDispatcher:
         self._started = connect(address)
         files = ray.put(checkpoint_files(checkpoint)) if checkpoint is not None else None
         worker_cls: Any = ray.remote(num_cpus=1)(RayWorker)
-        self._actors: list[Any] = [worker_cls.remote(files, init, init_args)
-                                   for _ in range(workers)]
+        self._new_worker = lambda: worker_cls.remote(files, init, init_args)
+        self._actors: list[Any] = [self._new_worker() for _ in range(workers)]
         self._idle = deque(self._actors)
-        self._queue: deque[tuple[Any, Future[Any]]] = deque()
+        # queued items: (item, its future, runs lost so far)
+        self._queue: deque[tuple[Any, Future[Any], int]] = deque()
         self._lock = threading.Lock()
+        self._closed = False
+        self._lost: list[Any] = []  # workers lost; all workers started are in _actors
         self._fn, self._prepare = fn, prepare
 
     def submit(self, item: Any) -> Future[Any]:
         """Queue ``item``; the future holds ``fn(prepare(item))`` once a worker has run it."""
         future: Future[Any] = Future()
         with self._lock:
-            self._queue.append((item, future))
+            self._queue.append((item, future, 0))
         self._dispatch()
         return future
 
@@ -137,8 +169,8 @@ class RayDispatcher:
             with self._lock:
                 if not self._idle or not self._queue:
                     return
-                actor, (item, future) = self._idle.popleft(), self._queue.popleft()
-            if not future.set_running_or_notify_cancel():
+                actor, (item, future, lost) = self._idle.popleft(), self._queue.popleft()
+            if lost == 0 and not future.set_running_or_notify_cancel():
                 with self._lock:
                     self._idle.appendleft(actor)
                 continue
@@ -150,18 +182,74 @@ class RayDispatcher:
                     self._idle.append(actor)
                 continue
             ref.future().add_done_callback(
-                lambda done, actor=actor, future=future: self._finished(actor, future, done))
+                lambda done, actor=actor, queued=(item, future, lost):
+                self._finished(actor, queued, done))
 
-    def _finished(self, actor: Any, future: Future[Any], done: Future[Any]) -> None:
-        """A worker returned: pass its result on, and give it the next item."""
+    def _finished(self, actor: Any, queued: tuple[Any, Future[Any], int],
+                  done: Future[Any]) -> None:
+        """A worker returned: pass its result on (or rerun a lost one), give it the next item."""
+        item, future, lost = queued
         error = done.exception()
-        if error is None:
-            future.set_result(done.result())
+        if error is not None and worker_lost(error):
+            with self._lock:
+                self._lost.append(actor)
+            self._replace()
+            if lost + 1 < MAX_ATTEMPTS:
+                with self._lock:
+                    self._queue.appendleft((item, future, lost + 1))
+            else:
+                future.set_exception(WorkerLostError(
+                    f"the Ray worker running an item was lost on each of its {MAX_ATTEMPTS} "
+                    f"runs; the last time: {error}"))
         else:
-            future.set_exception(error)
-        with self._lock:
-            self._idle.append(actor)
+            if error is None:
+                future.set_result(done.result())
+            else:
+                future.set_exception(error)
+            with self._lock:
+                self._idle.append(actor)
         self._dispatch()
+
+    def _replace(self) -> None:
+        """Start a worker in place of a lost one; it takes items once Ray has placed it.
+
+        The lost one is stopped on exit, with the others (``ray.kill`` would block Ray's
+        callback thread, which runs this).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            actor = self._new_worker()
+            self._actors.append(actor)
+        actor.ready.remote().future().add_done_callback(
+            lambda done: self._joined(actor, done))
+
+    def _joined(self, actor: Any, done: Future[Any]) -> None:
+        """A replacement worker is up, or was lost on its way up.
+
+        One that is up takes items (an error of ``init`` shows on its first run, as for the
+        first workers). One that was lost is not replaced again; once no worker is left, the
+        queued items fail.
+        """
+        error = done.exception()
+        if error is None or not worker_lost(error):
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle.append(actor)
+            self._dispatch()
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._lost.append(actor)
+            queued = list(self._queue) if len(self._lost) == len(self._actors) else []
+            if queued:
+                self._queue.clear()
+        for _, future, _ in queued:
+            if not future.done():  # not cancelled
+                future.set_exception(WorkerLostError(f"every Ray worker was lost; the last: "
+                                                     f"{error}"))
 
     def __enter__(self) -> RayDispatcher:
         return self
@@ -170,11 +258,13 @@ class RayDispatcher:
         import ray
 
         with self._lock:
+            self._closed = True  # nothing is dispatched or replaced any more
             queued, self._queue = list(self._queue), deque()
-            self._idle.clear()  # nothing is dispatched any more
-        for _, future in queued:
+            self._idle.clear()
+            actors = list(self._actors)
+        for _, future, _ in queued:
             future.cancel()
-        for actor in self._actors:
+        for actor in actors:
             ray.kill(actor)
         if self._started:
             ray.shutdown()
