@@ -119,13 +119,14 @@ def test_dispatcher_reruns_the_item_of_a_lost_worker(tmp_path):
     every worker it runs on fails after MAX_ATTEMPTS runs."""
     with RayDispatcher("local", 2, None, _no_checkpoint, (), _dies_on_first_run,
                        lambda item: item) as pool:
-        runs = {item: pool.submit((tmp_path, item)) for item in ("a", "b", "c")}
-        assert {item: f.result(timeout=120) for item, f in runs.items()} == \
-            {"a": "a", "b": "b", "c": "c"}
+        with pytest.warns(RuntimeWarning, match=r"item runs again \(run 2 of at most 3\)"):
+            runs = {item: pool.submit((tmp_path, item)) for item in ("a", "b", "c")}
+            assert {item: f.result(timeout=120) for item, f in runs.items()} == \
+                {"a": "a", "b": "b", "c": "c"}
         assert [len(_runs_of(tmp_path, item)) for item in ("a", "b", "c")] == [1, 2, 1]
-        doomed = pool.submit((tmp_path, "always"))
-        with pytest.raises(WorkerLostError, match=f"each of its {MAX_ATTEMPTS} runs"):
-            doomed.result(timeout=120)
+        with pytest.warns(RuntimeWarning, match="run 3 of at most 3"), \
+                pytest.raises(WorkerLostError, match=f"each of its {MAX_ATTEMPTS} runs"):
+            pool.submit((tmp_path, "always")).result(timeout=120)
         assert len(_runs_of(tmp_path, "always")) == MAX_ATTEMPTS
         assert pool.submit((tmp_path, "d")).result(timeout=120) == "d"  # the pool goes on
     assert not ray.is_initialized()
@@ -166,8 +167,9 @@ def test_ray_map_spreads_over_a_clusters_nodes_and_survives_losing_one(tmp_path)
         first = next(results)  # the head's first item, once the second node has one
         started = {line.split()[1] for line in _started(tmp_path)}
         assert started == {head_id, second_id}
-        cluster.remove_node(second)
-        done = [first, *results]
+        with pytest.warns(RuntimeWarning, match="item runs again"):
+            cluster.remove_node(second)
+            done = [first, *results]
         assert not ray.is_initialized()
     finally:
         cluster.shutdown()

@@ -14,7 +14,8 @@ moment, such as the newest published policy.
 A worker whose process or node is lost mid-item (a crash, a preempted or removed machine) is
 replaced, and its item goes back to the front of the queue for the next idle worker (which
 calls ``prepare`` for it again): items are pure functions of their arguments (an episode of its
-seed and policy), so a rerun returns what the lost run would have. An item whose worker is lost ``MAX_ATTEMPTS`` times fails with
+seed and policy), so a rerun returns what the lost run would have. Each rerun warns
+(``RuntimeWarning``), and an item whose worker is lost ``MAX_ATTEMPTS`` times fails with
 ``WorkerLostError``. A replacement takes items once Ray has placed it; until then the
 surviving workers do, so a cluster that lost capacity finishes on what it has left.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, as_completed
@@ -195,6 +197,9 @@ class RayDispatcher:
                 self._lost.append(actor)
             self._replace()
             if lost + 1 < MAX_ATTEMPTS:
+                warnings.warn(f"a Ray worker was lost mid-item; the item runs again (run "
+                              f"{lost + 2} of at most {MAX_ATTEMPTS}): {error}", RuntimeWarning,
+                              stacklevel=1)
                 with self._lock:
                     self._queue.appendleft((item, future, lost + 1))
             else:
