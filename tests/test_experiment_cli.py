@@ -17,6 +17,7 @@ from habc.experiments.experiment import (
     ExperimentSpec,
     _online_config,
     comparison_table,
+    directory_spec,
     experiment_jobs,
     next_job,
     preset_names,
@@ -142,6 +143,32 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     assert note.endswith(f"(reach {expert['success_rate']:.0%}).")
     assert "<h3>Rescored: 2 trials per seed from offset 100000</h3>" in page
     assert page.count("<td>reach (2 demos)</td>") == 3  # results, last rounds, rescored
+
+    # Run a seed at a time, the directory's spec (which the tables and the report read) keeps
+    # the seeds of earlier invocations: here a seed 7 run before, not finished.
+    spec_file = out / "spec.json"
+    spec_file.write_text(json.dumps(json.loads(spec_file.read_text()) | {"seeds": [0, 7]}))
+    assert main(["experiment", "--config-file", str(tmp_path / "long.json"), "--out", str(out),
+                 "--jobs", "1", "--no-report", "--seeds", "0"]) == 0
+    assert json.loads(spec_file.read_text())["seeds"] == [0, 7]
+    assert "pooled over seeds [0, 7]" in (out / "results.md").read_text()
+    assert {p: p.stat().st_mtime for p in before} == before
+
+
+def test_the_directory_spec_keeps_the_seeds_and_tasks_of_earlier_invocations():
+    saved = {"name": "b", "tasks": [["pick-place", 5], ["disassemble", 5]], "seeds": [0, 2],
+             "step1_rounds": 3}
+    # --seeds 1: the union, sorted
+    assert directory_spec(saved, saved | {"seeds": [1]})["seeds"] == [0, 1, 2]
+    # --tasks peg-insert-side: the saved tasks, then the new one
+    assert directory_spec(saved, saved | {"tasks": [["peg-insert-side", 5]], "seeds": [0]}) == \
+        saved | {"tasks": [["pick-place", 5], ["disassemble", 5], ["peg-insert-side", 5]]}
+    # another setting, or a saved task with other demos: the invocation's spec replaces it
+    other = saved | {"step1_rounds": 4, "seeds": [1]}
+    assert directory_spec(saved, other) == other
+    fewer = saved | {"tasks": [["pick-place", 10]], "seeds": [1]}
+    assert directory_spec(saved, fewer) == fewer
+    assert directory_spec(None, other) == other
 
 
 def test_presets_and_bad_specs(tmp_path):

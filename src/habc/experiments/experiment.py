@@ -491,6 +491,27 @@ def export_records(out: Path, dest: Path) -> list[Path]:
     return copied
 
 
+def directory_spec(saved: dict[str, Any] | None, current: dict[str, Any]) -> dict[str, Any]:
+    """The spec an experiment directory records (``spec.json``) after an invocation.
+
+    A directory is often run a few seeds or tasks at a time (``--seeds``, ``--tasks``). When
+    the ``saved`` spec agrees with the invocation's ``current`` one on everything but those, the
+    record keeps both: the seeds of either, sorted, and the saved tasks followed by the new ones
+    (the tables and the report read it). Otherwise (another setting, or a task with another
+    number of demos) ``current`` replaces it.
+    """
+    def rest(spec: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in spec.items() if k not in ("seeds", "tasks")}
+
+    if saved is None or rest(saved) != rest(current):
+        return current
+    demos = {str(t): int(n) for t, n in saved["tasks"]}
+    if any(demos.get(str(t), int(n)) != int(n) for t, n in current["tasks"]):
+        return current
+    tasks = [*saved["tasks"], *([t, n] for t, n in current["tasks"] if t not in demos)]
+    return current | {"tasks": tasks, "seeds": sorted({*saved["seeds"], *current["seeds"]})}
+
+
 def run_experiment(config: ExperimentConfig, console: Console | None = None) -> Path:
     """Run (or resume) every job, then write results.md (and the report); return OUT."""
     console = console or Console()
@@ -515,13 +536,17 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
             console.print(results_table(out, spec), soft_wrap=True)
         return out
     out.mkdir(parents=True, exist_ok=True)
-    (out / "spec.json").write_text(json.dumps(
+    spec_file = out / "spec.json"
+    current = json.loads(json.dumps(
         {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in spec.__dict__.items()},
-        indent=2, default=str))
+        default=str))
+    merged = directory_spec(json.loads(spec_file.read_text()) if spec_file.exists() else None,
+                            current)
+    spec_file.write_text(json.dumps(merged, indent=2))
     start = time.perf_counter()
     run_jobs(experiment_jobs(spec, out), config.jobs, console)
     wall = time.perf_counter() - start
-    table = results_table(out, spec)
+    table = results_table(out, ExperimentSpec.from_json(merged))
     (out / "results.md").write_text(table + f"\nWall-clock of this invocation: {wall:.0f} s "
                                     f"with {config.jobs} parallel jobs.\n")
     console.print(table, soft_wrap=True)
