@@ -132,6 +132,35 @@ def test_dispatcher_reruns_the_item_of_a_lost_worker(tmp_path):
     assert not ray.is_initialized()
 
 
+def test_dispatcher_fails_the_items_once_every_worker_is_lost(tmp_path):
+    """One worker; item 'b' kills it and leaves a marker that kills its replacement on the way
+    up. Then no worker is left: the queued items fail, and so does any item submitted later."""
+    with RayDispatcher("local", 1, None, _dies_if_marked, (tmp_path,), _marks_and_dies_on_b,
+                       lambda item: item) as pool:
+        assert pool.submit((tmp_path, "a")).result(timeout=120) == "a"
+        with pytest.warns(RuntimeWarning, match="item runs again"):
+            queued = [pool.submit((tmp_path, item)) for item in ("b", "c")]
+            for future in queued:
+                with pytest.raises(WorkerLostError, match="every Ray worker was lost"):
+                    future.result(timeout=120)
+        with pytest.raises(WorkerLostError, match="every Ray worker was lost"):
+            pool.submit((tmp_path, "d")).result(timeout=1)
+    assert not ray.is_initialized()
+
+
+def _dies_if_marked(policy_dir: Path | None, root: Path) -> None:
+    if (root / "marked").exists():
+        os._exit(1)
+
+
+def _marks_and_dies_on_b(job: tuple[Path, str]) -> str:
+    root, item = job
+    if item == "b":
+        (root / "marked").write_text("")
+        os._exit(1)
+    return item
+
+
 def _no_checkpoint(policy_dir: Path | None) -> None:
     assert policy_dir is None
 

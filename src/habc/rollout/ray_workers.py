@@ -158,9 +158,12 @@ class RayDispatcher:
         self._fn, self._prepare = fn, prepare
 
     def submit(self, item: Any) -> Future[Any]:
-        """Queue ``item``; the future holds ``fn(prepare(item))`` once a worker has run it."""
+        """Queue ``item``; its future holds ``fn(prepare(item))``, or ``WorkerLostError``."""
         future: Future[Any] = Future()
         with self._lock:
+            if len(self._lost) == len(self._actors):
+                future.set_exception(WorkerLostError("every Ray worker was lost"))
+                return future
             self._queue.append((item, future, 0))
         self._dispatch()
         return future
