@@ -123,11 +123,11 @@ def test_dispatcher_reruns_the_item_of_a_lost_worker(tmp_path):
             runs = {item: pool.submit((tmp_path, item)) for item in ("a", "b", "c")}
             assert {item: f.result(timeout=120) for item, f in runs.items()} == \
                 {"a": "a", "b": "b", "c": "c"}
-        assert [len(_runs_of(tmp_path, item)) for item in ("a", "b", "c")] == [1, 2, 1]
+        assert [len(_lines(tmp_path / f"{item}.runs")) for item in ("a", "b", "c")] == [1, 2, 1]
         with pytest.warns(RuntimeWarning, match=r"item runs again \(run [23] of at most 3\)"), \
                 pytest.raises(WorkerLostError, match=f"each of its {MAX_ATTEMPTS} runs"):
             pool.submit((tmp_path, "always")).result(timeout=120)
-        assert len(_runs_of(tmp_path, "always")) == MAX_ATTEMPTS
+        assert len(_lines(tmp_path / "always.runs")) == MAX_ATTEMPTS
         assert pool.submit((tmp_path, "d")).result(timeout=120) == "d"  # the pool goes on
     assert not ray.is_initialized()
 
@@ -165,8 +165,8 @@ def _no_checkpoint(policy_dir: Path | None) -> None:
     assert policy_dir is None
 
 
-def _runs_of(root: Path, item: str) -> list[str]:
-    path = root / f"{item}.runs"
+def _lines(path: Path) -> list[str]:
+    """The lines the workers have logged to ``path`` so far."""
     return path.read_text().splitlines() if path.exists() else []
 
 
@@ -175,7 +175,7 @@ def _dies_on_first_run(job: tuple[Path, str]) -> str:
     root, item = job
     with (root / f"{item}.runs").open("a") as log:
         log.write(f"{os.getpid()}\n")
-    if item == "always" or (item == "b" and len(_runs_of(root, item)) == 1):
+    if item == "always" or (item == "b" and len(_lines(root / f"{item}.runs")) == 1):
         os._exit(1)
     return item
 
@@ -194,7 +194,7 @@ def test_ray_map_spreads_over_a_clusters_nodes_and_survives_losing_one(tmp_path)
         items = [(tmp_path, i, head_id) for i in range(4)]
         results = ray_map(cluster.address, 2, None, items, _no_checkpoint, (), _node_of_run)
         first = next(results)  # the head's first item, once the second node has one
-        started = {line.split()[1] for line in _started(tmp_path)}
+        started = {line.split()[1] for line in _lines(tmp_path / "started")}
         assert started == {head_id, second_id}
         with pytest.warns(RuntimeWarning, match="item runs again"):
             cluster.remove_node(second)
@@ -203,14 +203,10 @@ def test_ray_map_spreads_over_a_clusters_nodes_and_survives_losing_one(tmp_path)
     finally:
         cluster.shutdown()
     assert sorted(item for item, _ in done) == [0, 1, 2, 3]
-    lost = [int(line.split()[0]) for line in _started(tmp_path) if line.split()[1] == second_id]
+    lost = [int(line.split()[0]) for line in _lines(tmp_path / "started")
+            if line.split()[1] == second_id]
     assert len(lost) == 1 and dict(done)[lost[0]] == head_id  # rerun on the head node
     assert {node for _, node in done} == {head_id}
-
-
-def _started(root: Path) -> list[str]:
-    path = root / "started"
-    return path.read_text().splitlines() if path.exists() else []
 
 
 def _node_of_run(job: tuple[Path, int, str]) -> tuple[int, str]:
@@ -220,6 +216,6 @@ def _node_of_run(job: tuple[Path, int, str]) -> tuple[int, str]:
     node = ray.get_runtime_context().get_node_id()
     with (root / "started").open("a") as log:
         log.write(f"{item} {node}\n")
-    while node != head or len(_started(root)) < 2:
+    while node != head or len(_lines(root / "started")) < 2:
         time.sleep(0.1)
     return item, node

@@ -154,14 +154,14 @@ class RayDispatcher:
         self._queue: deque[tuple[Any, Future[Any], int]] = deque()
         self._lock = threading.Lock()
         self._closed = False
-        self._lost: list[Any] = []  # workers lost; all workers started are in _actors
+        self._lost = 0  # workers lost (they stay in _actors, to be stopped on exit)
         self._fn, self._prepare = fn, prepare
 
     def submit(self, item: Any) -> Future[Any]:
         """Queue ``item``; its future holds ``fn(prepare(item))``, or ``WorkerLostError``."""
         future: Future[Any] = Future()
         with self._lock:
-            if len(self._lost) == len(self._actors):
+            if self._lost == len(self._actors):
                 future.set_exception(WorkerLostError("every Ray worker was lost"))
                 return future
             self._queue.append((item, future, 0))
@@ -197,7 +197,7 @@ class RayDispatcher:
         error = done.exception()
         if error is not None and worker_lost(error):
             with self._lock:
-                self._lost.append(actor)
+                self._lost += 1
             self._replace()
             if lost + 1 < MAX_ATTEMPTS:
                 warnings.warn(f"a Ray worker was lost mid-item; the item runs again (run "
@@ -250,8 +250,8 @@ class RayDispatcher:
         with self._lock:
             if self._closed:
                 return
-            self._lost.append(actor)
-            queued = list(self._queue) if len(self._lost) == len(self._actors) else []
+            self._lost += 1
+            queued = list(self._queue) if self._lost == len(self._actors) else []
             if queued:
                 self._queue.clear()
         for _, future, _ in queued:
