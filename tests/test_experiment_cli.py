@@ -1,20 +1,24 @@
 """`habc experiment` on the tiny smoke preset: every stage, resume, and bad specs."""
 
+import io
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from habc.cli import main
 from habc.episodes.store import EpisodeStore
-from habc.errors import ConfigError
+from habc.errors import ConfigError, HabcError
 from habc.evaluation.stats import difference_interval, wilson_interval
 from habc.experiments.experiment import (
     ExperimentConfig,
     ExperimentSpec,
+    Job,
     _online_config,
     comparison_table,
     directory_spec,
@@ -22,6 +26,7 @@ from habc.experiments.experiment import (
     next_job,
     preset_names,
     results_table,
+    run_jobs,
     sft_job,
 )
 from habc.experiments.online import OnlineConfig
@@ -559,6 +564,30 @@ def test_jobs_run_after_their_dependencies_later_stages_first(tmp_path):
     later = [j for j in experiment_jobs(spec, tmp_path) if j.stage > 0]
     assert next_job(later, {"sft reach 0"}).name == "step1 habc reach 0"
     assert next_job(later, set()) is None  # everything waits on an SFT
+
+
+def _resumable_job(root: Path, name: str, dies: int) -> str:
+    """A job that logs each run and resumes from its record; its process dies on its first
+    ``dies`` runs (the out-of-memory killer, say)."""
+    with (root / f"{name}.runs").open("a") as log:
+        log.write("run\n")
+    if len((root / f"{name}.runs").read_text().splitlines()) <= dies:
+        os._exit(9)
+    return f"{name} done"
+
+
+def test_a_job_whose_process_dies_runs_again_and_one_that_always_dies_fails(tmp_path):
+    jobs = [Job("a", 0, _resumable_job, (tmp_path, "a", 1)),
+            Job("b", 0, _resumable_job, (tmp_path, "b", 0)),
+            Job("c", 1, _resumable_job, (tmp_path, "c", 0), frozenset({"a"}))]
+    console = Console(file=io.StringIO())
+    with pytest.warns(RuntimeWarning, match="item runs again"):
+        run_jobs(jobs, 2, console)
+    assert [len((tmp_path / f"{n}.runs").read_text().splitlines()) for n in "abc"] == [2, 1, 1]
+    assert "c done" in console.file.getvalue()
+    with pytest.warns(RuntimeWarning), pytest.raises(
+            HabcError, match=r"job d failed: .* lost on each of its 3 runs.*exit code 9"):
+        run_jobs([Job("d", 0, _resumable_job, (tmp_path, "d", 99))], 1, console)
 
 
 def test_an_experiment_with_cameras_records_them_in_its_demos(tmp_path):

@@ -15,7 +15,8 @@ from habc.episodes.store import EpisodeStore
 from habc.evaluation import evaluate
 from habc.experiments import online
 from habc.policy.backend import CONFIG_FILE, WEIGHTS_FILE
-from habc.rollout.ray_workers import MAX_ATTEMPTS, RayDispatcher, WorkerLostError, ray_map
+from habc.rollout.ray_workers import RayDispatcher, ray_map
+from habc.rollout.workers import MAX_ATTEMPTS, WorkerLostError
 from tests.test_online_cli import TINY_ONLINE
 
 

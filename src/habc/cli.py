@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -121,8 +122,15 @@ def run(command: object, console: Console) -> None:
         console.print("\n".join(list_tasks()))
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str,
+                    lineno: int, line: str | None = None) -> str:
+    """A warning as one line (a rerun after a lost worker, say), without the source line."""
+    return f"habc: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `habc` command."""
+    warnings.formatwarning = _format_warning
     os.environ.setdefault("MUJOCO_GL", "osmesa")  # CPU offscreen rendering (libosmesa6)
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
     console = Console(stderr=False)

@@ -22,3 +22,11 @@ class UnknownTaskError(HabcError, KeyError):
 
 class CheckpointError(HabcError):
     """A checkpoint is missing, corrupt or does not fit the task."""
+
+
+class WorkerLostError(HabcError):
+    """A worker process (or Ray worker) died on each run of an item, or none is left.
+
+    Re-running the command resumes; the message says how the last one ended (an exit code of
+    -9 is usually the kernel's out-of-memory killer).
+    """

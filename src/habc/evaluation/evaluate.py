@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from habc.rollout.actors import (
 )
 from habc.rollout.ray_workers import ray_map
 from habc.rollout.runner import run_episode
+from habc.rollout.workers import local_map
 
 
 @dataclass(frozen=True)
@@ -171,18 +170,16 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
                                _init_worker, args[1:], _run_trial):
                 rows.append(row)
                 progress.advance(bar)
-            rows.sort(key=lambda row: seeds.index(row["seed"]))
         elif workers == 1:
             _init_worker(*args)
             for seed in seeds:
                 rows.append(_run_trial(seed))
                 progress.advance(bar)
         else:
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                     initializer=_init_worker, initargs=args) as pool:
-                for row in pool.map(_run_trial, seeds):
-                    rows.append(row)
-                    progress.advance(bar)
+            for row in local_map(workers, seeds, _init_worker, args, _run_trial):
+                rows.append(row)
+                progress.advance(bar)
+    rows.sort(key=lambda row: seeds.index(row["seed"]))  # the workers finish in any order
     wall = time.perf_counter() - start
     success = np.array([r["success"] for r in rows], dtype=bool)
     length = np.array([r["length"] for r in rows], dtype=np.int64)

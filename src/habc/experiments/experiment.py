@@ -18,12 +18,11 @@ plus ``OUT/results.md`` and the HTML report in ``OUT/report``; ``--rescore`` add
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -46,6 +45,7 @@ from habc.policy.config import PolicyConfig
 from habc.progress.primitives import GripperStageConfig
 from habc.rollout.collect import CollectConfig, collect_demos
 from habc.rollout.operator import OperatorConfig
+from habc.rollout.workers import LocalDispatcher
 from habc.weighting.rules import HabcRule, RejectionRule
 
 
@@ -437,6 +437,16 @@ def next_job(pending: list[Job], done: set[str]) -> Job | None:
     return max(ready, key=lambda j: (j.stage, j.name in awaited)) if ready else None
 
 
+def _no_setup() -> None:
+    """Job processes need no set-up (each job builds what it uses)."""
+
+
+def _call(job: tuple[Callable[..., str], tuple[Any, ...]]) -> str:
+    """``fn(*args)`` of ``job``: one job in a worker process."""
+    fn, args = job
+    return fn(*args)
+
+
 def run_jobs(jobs: list[Job], workers: int, console: Console) -> None:
     """Run ``jobs`` in ``workers`` spawned processes, respecting dependencies.
 
@@ -445,13 +455,13 @@ def run_jobs(jobs: list[Job], workers: int, console: Console) -> None:
     """
     pending, done = list(jobs), set[str]()
     running: dict[Future[str], tuple[Job, float]] = {}
-    with Progress(console=console) as progress, ProcessPoolExecutor(
-            workers, mp_context=mp.get_context("spawn")) as pool:
+    with Progress(console=console) as progress, \
+            LocalDispatcher(workers, _no_setup, (), _call) as pool:
         bar = progress.add_task("experiment", total=len(jobs))
         while pending or running:
             while len(running) < workers and (job := next_job(pending, done)) is not None:
                 pending.remove(job)
-                running[pool.submit(job.fn, *job.args)] = (job, time.perf_counter())
+                running[pool.submit((job.fn, job.args))] = (job, time.perf_counter())
             if not running:
                 raise HabcError(f"jobs wait on jobs that never run: {pending[0].name}")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)

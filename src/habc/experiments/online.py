@@ -32,13 +32,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import multiprocessing as mp
 import re
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +91,7 @@ from habc.rollout.actors import PolicyActor, make_policy_env
 from habc.rollout.operator import OperatorConfig, SimulatedOperator
 from habc.rollout.ray_workers import RayDispatcher, checkpoint_files, ray_map, write_checkpoint
 from habc.rollout.runner import run_episode
+from habc.rollout.workers import LocalDispatcher, local_map
 from habc.weighting.rules import RULES, HabcRule, RecapRule, RejectionRule, WeightingRule
 
 Method = Literal["sft", "dagger", "recap", "habc_v", "habc", "habc_ir", "hiors", "rabc"]
@@ -302,10 +302,9 @@ def _async_workers(config: OnlineConfig, tasks: tuple[str, ...]) \
     run_dir = Path(config.run_dir)
     args = (tasks, config.operator, config.seed, config.max_steps)
     if config.ray_address is None:
-        with ProcessPoolExecutor(config.workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_async_worker,
-                                 initargs=(run_dir, *args)) as pool:
-            yield lambda item: pool.submit(_rollout_newest, item)
+        with LocalDispatcher(config.workers, _init_async_worker, (run_dir, *args),
+                             _rollout_newest) as pool:
+            yield pool.submit
         return
     import ray
 
@@ -364,11 +363,9 @@ def collect_rollouts(store: EpisodeStore, policy_dir: Path, items: list[RolloutI
             store.append([_rollout(item)])
             progress.advance(bar)
     else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_rollout_worker, initargs=args) as pool:
-            for future in as_completed([pool.submit(_rollout, item) for item in todo]):
-                store.append([future.result()])
-                progress.advance(bar)
+        for episode in local_map(workers, todo, _init_rollout_worker, args, _rollout):
+            store.append([episode])
+            progress.advance(bar)
     progress.remove_task(bar)
 
 
