@@ -325,3 +325,19 @@ def test_gripper_stages_with_the_opening_count_only_closes_that_hold_something(t
     with pytest.raises(ConfigError, match="opening_dim 3 is outside the 3 state dimensions"):
         gripper_stages(arrays, ["slide-block"],
                        GripperStageConfig(opening_dim=3, opening_above=0.3))
+    # the approach split on the hand's x (state dim 0): one more stage, from the frame the hand
+    # last came within reach of where the command first closed (demo: frame 2; rollout: 1)
+    state = arrays.state
+    state[:, 0] = [0.5, 0.11, 0.10, 0.10, 0.2, 0.2, 0.2, 0.2,
+                   0.3, 0.10, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+    split = gripper_stages(arrays, ["slide-block"], GripperStageConfig(
+        min_run=1, opening_dim=2, opening_above=0.3, settle=1, approach_radius=0.05,
+        hand_dims=(0,)))
+    assert split.num_stages == (3,)
+    # demo: near from frame 1 (0.11 is within 0.05 of 0.10), holding from 3; rollout: near from
+    # frame 1, the reopening at 4 does not undo it, holding from 7
+    assert split.label(arrays, 0).tolist() == [0, 1, 1, 2, 2, 2, 2, 2] + [0] + [1] * 6 + [2] * 3
+    assert split.source.endswith("; the approach split 0.05 from the first grasp (state dims 0)")
+    with pytest.raises(ConfigError, match="hand_dims 3 is outside the 3 state dimensions"):
+        gripper_stages(arrays, ["slide-block"],
+                       GripperStageConfig(approach_radius=0.05, hand_dims=(0, 3)))

@@ -6,6 +6,7 @@ import pytest
 from habc.errors import ConfigError
 from habc.progress.primitives import (
     GripperStageConfig,
+    approach_split,
     debounced_state,
     gripper_switches,
     holding,
@@ -131,3 +132,31 @@ def test_the_opening_settings_go_together():
         GripperStageConfig(opening_above=0.35)
     with pytest.raises(ConfigError, match="settle"):
         GripperStageConfig(opening_dim=3, opening_above=0.35, settle=-1)
+
+
+def test_the_approach_splits_where_the_hand_last_came_within_reach_of_its_first_grasp():
+    # Episode 1 (frames 0-5): x = 0.10, 0.04, 0.09, 0.03, 0.01, 0.00; the gripper first switches
+    # at frame 4 (hand at 0.01), again at 5. Distances to 0.01: 0.09 0.03 0.08 0.02 0 0.01; with
+    # radius 0.025 the last frame outside is 2, so the split is at frame 3 (frame 1 came within
+    # 0.03, not 0.025, and left again).
+    # Episode 2 (frames 6-8): never switches -> 0. Episode 3 (frames 9-10): switches at its first
+    # frame -> 1 throughout.
+    x = np.array([0.10, 0.04, 0.09, 0.03, 0.01, 0.00, 0.5, 0.5, 0.5, 0.2, 0.9])
+    position = np.stack([x, np.zeros_like(x)], axis=1)  # (N, 2): x, y
+    switches = np.array([0, 0, 0, 0, 1, 2, 0, 0, 0, 1, 1])
+    starts = np.array([0, 6, 9])
+    assert approach_split(position, switches, starts, 0.025).tolist() == \
+        [0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1]
+    # radius 0.035 takes frame 1 in too, but frame 2 (0.08 away) is still the last outside
+    assert approach_split(position, switches, starts, 0.035)[:6].tolist() == [0, 0, 0, 1, 1, 1]
+    # y counts in the distance: frame 3 at y = 0.02 is 0.028 away
+    position[3, 1] = 0.02
+    assert approach_split(position, switches, starts, 0.025)[:6].tolist() == [0, 0, 0, 0, 1, 1]
+
+
+def test_the_approach_split_settings_are_checked():
+    with pytest.raises(ConfigError, match="approach_radius must be > 0"):
+        GripperStageConfig(approach_radius=0.0)
+    with pytest.raises(ConfigError, match="hand_dims needs"):
+        GripperStageConfig(approach_radius=0.02, hand_dims=())
+    assert GripperStageConfig(approach_radius=0.02, hand_dims=[0, 1]).hand_dims == (0, 1)

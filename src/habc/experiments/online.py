@@ -80,6 +80,7 @@ from habc.learner.online import (
 from habc.policy.backend import ChunkPolicy, checkpoint_tasks, load_policy, task_meta
 from habc.progress.primitives import (
     GripperStageConfig,
+    approach_split,
     debounced_state,
     gripper_switches,
     holding,
@@ -473,15 +474,19 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
 
     Each task's threshold (unless ``config`` sets one) and K come from its successful demos.
     With ``config.opening_dim``, the switches are those of holding (a settled close on
-    something) rather than of the command.
+    something) rather than of the command. With ``config.approach_radius``, the approach splits
+    where the hand came within reach of its first grasp (``approach_split``), one more stage.
 
     Raises:
-        ConfigError: a gripper dimension outside the actions, an opening dimension outside the
-            states, or a task without a successful demo.
+        ConfigError: a gripper dimension outside the actions, an opening or hand dimension
+            outside the states, or a task without a successful demo.
     """
+    hand_dims = config.hand_dims if config.approach_radius is not None else ()
     for name, dim, kind, width in (("dim", config.dim, "action", demos.action.shape[1]),
                                    ("opening_dim", config.opening_dim, "state",
-                                    demos.state.shape[1])):
+                                    demos.state.shape[1]),
+                                   *(("hand_dims", d, "state", demos.state.shape[1])
+                                     for d in hand_dims)):
         if dim is not None and not -width <= dim < width:
             raise ConfigError(f"gripper {name} {dim} is outside the {width} {kind} dimensions")
 
@@ -494,6 +499,7 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
                              arrays.episode_starts, config.opening_above, config.settle)
         return gripper_switches(signal, arrays.episode_starts, config.min_run)
 
+    split = int(config.approach_radius is not None)  # the approach's second part: one stage
     thresholds, num_stages = {}, []
     for task in tasks:
         mine = (demos.task == task) & demos.success
@@ -503,7 +509,7 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
         thresholds[task] = config.threshold if config.threshold is not None \
             else midpoint_threshold(one.action[:, config.dim])
         num_stages.append(num_stages_from_demos(
-            switches(one, thresholds[task])[one.episode_ends - 1]))
+            switches(one, thresholds[task])[one.episode_ends - 1]) + split)
     k = dict(zip(tasks, num_stages, strict=True))
 
     def label(arrays: StoreArrays, start: int) -> npt.NDArray[np.int64]:
@@ -511,13 +517,22 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
             raise StoreError(f"episodes of task {sorted(unknown)[0]} are not among "
                              f"{sorted(tasks)}")
         threshold = np.repeat([thresholds[t] for t in arrays.task], arrays.lengths)
-        cap = np.repeat([k[t] for t in arrays.task], arrays.lengths)
-        return stages_from_switches(switches(arrays, threshold), cap)[start:]
+        cap = np.repeat([k[t] - split for t in arrays.task], arrays.lengths)
+        stages = stages_from_switches(switches(arrays, threshold), cap)
+        if config.approach_radius is not None:
+            grasps = gripper_switches(arrays.action[:, config.dim] > threshold,
+                                      arrays.episode_starts, config.min_run)
+            stages += approach_split(arrays.state[:, list(config.hand_dims)], grasps,
+                                     arrays.episode_starts, config.approach_radius)
+        return stages[start:]
 
     described = ", ".join(f"{t} K={k[t]} (closed above {thresholds[t]:.3g})" for t in tasks)
     if config.opening_dim is not None:
         described += (f"; holding: opening (state dim {config.opening_dim}) above "
                       f"{config.opening_above:.3g}, {config.settle} frames after a close")
+    if config.approach_radius is not None:
+        described += (f"; the approach split {config.approach_radius:.3g} from the first grasp "
+                      f"(state dims {', '.join(map(str, config.hand_dims))})")
     return StageLabels(tuple(num_stages), label, f"the gripper's switches: {described}")
 
 

@@ -25,6 +25,13 @@ those of *holding* instead: the fingers stopped on an object, i.e. the (debounce
 been closed for ``settle`` frames and the opening is still wider than ``opening_above`` (what
 the fingers read when closed on nothing is below it). This is the object detection of
 industrial grippers (fingers stopped before fully closed), from the state a robot logs anyway.
+
+The gripper does not split the approach: moving over the object and closing in on it are one
+stage, whose progress target (the time fraction through it) ranks approaches by how long they
+have run rather than by where the hand is. With the hand's position in the state
+(``approach_radius``, ``hand_dims``), the approach splits where the hand came within reach of
+the place it grasped at (``approach_split``): a place known in hindsight, from the state and the
+command, on any arm.
 """
 
 from __future__ import annotations
@@ -60,6 +67,14 @@ class GripperStageConfig:
     settle: int = 15
     """With ``opening_dim``: frames the command must have been closed before the opening is read
     (the time the fingers take to close; Meta-World's take 13)."""
+    approach_radius: float | None = None
+    """When set, the approach splits in two (K grows by one): a frame is past the split once the
+    hand has come within this distance of where it was at the command's first switch (the
+    grasp; ``approach_split``). Meta-World (x and y, metres): 0.02; its expert's demos on
+    pick-place close in from 1.5 cm and move over the puck from 5 cm (medians)."""
+    hand_dims: tuple[int, ...] = (0, 1)
+    """With ``approach_radius``: the state dimensions of the hand's position that the distance
+    is measured in (Meta-World: 0, 1 for x, y; 2 is its height)."""
 
     def __post_init__(self) -> None:
         if self.min_run < 1:
@@ -69,6 +84,11 @@ class GripperStageConfig:
                               "a closed gripper reads on nothing is not in successful demos")
         if self.settle < 0:
             raise ConfigError("gripper settle must be >= 0")
+        if self.approach_radius is not None and self.approach_radius <= 0:
+            raise ConfigError("gripper approach_radius must be > 0")
+        if not self.hand_dims:
+            raise ConfigError("gripper hand_dims needs at least one state dimension")
+        object.__setattr__(self, "hand_dims", tuple(self.hand_dims))  # a JSON list, say
 
 
 def debounced_state(closed: npt.NDArray[np.bool_], episode_starts: npt.NDArray[np.int64],
@@ -143,6 +163,40 @@ def holding(state: npt.NDArray[np.bool_], opening: npt.NDArray[np.floating],
     _, run_start = np.unique(run, return_index=True)
     position = np.arange(len(state)) - run_start[run]
     return state & (position >= settle) & (opening > opening_above)
+
+
+def approach_split(position: npt.NDArray[np.floating], switches: npt.NDArray[np.int64],
+                   episode_starts: npt.NDArray[np.int64], radius: float) -> npt.NDArray[np.int64]:
+    """Whether the hand has come within reach of its episode's first grasp: 1 from then on.
+
+    The approach to a grasp has two parts that the gripper does not tell apart: moving over the
+    object, then closing in on it (Meta-World's expert: "above the puck", "down onto it"). The
+    place of the grasp is known in hindsight, from where the hand was when the gripper first
+    switched; the second part starts when the hand entered, for the last time before that
+    switch, the ball of ``radius`` around that place.
+
+    Args:
+        position: (N, D) the hand's position (some state dimensions: x and y, say).
+        switches: (N,) the gripper's switches since each frame's episode began
+            (``gripper_switches`` of the command).
+        episode_starts: (E,) first frame of each episode, ascending.
+        radius: the ball's radius, in ``position``'s units.
+
+    Returns:
+        (N,) 1 from the frame the hand entered the ball to the episode's end, 0 before it and
+        throughout an episode whose gripper never switches.
+    """
+    near = np.zeros(len(switches), dtype=np.int64)
+    ends = np.append(episode_starts[1:], len(switches))
+    for start, end in zip(episode_starts, ends, strict=True):
+        switched = np.flatnonzero(switches[start:end] > 0)
+        if len(switched) == 0:
+            continue
+        grasp = start + switched[0]
+        away = np.linalg.norm(position[start:grasp + 1] - position[grasp], axis=1) > radius
+        outside = np.flatnonzero(away)
+        near[start + (outside[-1] + 1 if len(outside) else 0):end] = 1
+    return near
 
 
 def midpoint_threshold(command: npt.NDArray[np.floating]) -> float:
