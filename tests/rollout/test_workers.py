@@ -137,3 +137,35 @@ def test_local_map_survives_a_worker_killed_while_idle():
             item, other = pool.submit(1).result(timeout=60)
         assert item == 1 and other != pid
     assert sorted(local_map(2, list(range(5)), _no_init, (), _echo)) == [0, 1, 2, 3, 4]
+
+
+def _nested(root: Path) -> None:
+    """An experiment job's shape: a worker that runs workers of its own (one, which sleeps)."""
+    for _ in local_map(1, [root], _no_init, (), _log_and_sleep):
+        pass
+
+
+def _log_and_sleep(root: Path) -> None:
+    _log_pid(root)
+    time.sleep(60)
+
+
+def test_stopping_a_worker_stops_the_workers_it_started(tmp_path):
+    with LocalDispatcher(1, _no_init, (), _nested) as pool:
+        pool.submit(tmp_path)
+        deadline = time.monotonic() + 60
+        while not _lines(tmp_path / "started") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    (grandchild,) = map(int, _lines(tmp_path / "started"))
+    deadline = time.monotonic() + 20
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(grandchild)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

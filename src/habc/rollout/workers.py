@@ -208,15 +208,24 @@ class _Process:
     dead: BaseException | None = None  # why it is gone
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """Stop a worker process that its parent stops, as an exception.
+
+    So the worker's own workers (an experiment job's rollout workers) are stopped on the way out.
+    """
+    raise SystemExit(128 + signum)
+
+
 def _serve(conn: Connection, init: Callable[..., None], init_args: tuple[Any, ...],
            fn: Callable[[Any], Any]) -> None:
     """A worker process: ``init(*init_args)``, say it is up, then answer each argument.
 
     Answers are ``("ok", fn(arg))`` or ``("error", exception)``; an error of ``init`` answers
-    every argument. The parent stops the process (Ctrl-C goes to the parent only); it also ends
-    when the parent's end of the pipe closes.
+    every argument. The parent stops the process (Ctrl-C goes to the parent only, which sends
+    SIGTERM); it also ends when the parent's end of the pipe closes.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     failed: Exception | None = None
     try:
         init(*init_args)
@@ -236,6 +245,8 @@ def _serve(conn: Connection, init: Callable[..., None], init_args: tuple[Any, ..
             answer = ("error", e)
         try:
             conn.send(answer)
+        except (BrokenPipeError, ConnectionError, EOFError):  # the parent is gone
+            return
         except Exception as e:  # the result or its error does not pickle
             conn.send(("error", RuntimeError(f"cannot send the result back: {e!r}")))
 
