@@ -4,6 +4,7 @@ import io
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -576,6 +577,16 @@ def _resumable_job(root: Path, name: str, dies: int) -> str:
     return f"{name} done"
 
 
+def _slow_job(root: Path, name: str) -> str:
+    """A job that is still running when job 'd' has died on its last run."""
+    runs = root / "d.runs"
+    while not runs.exists() or len(runs.read_text().splitlines()) < 3:
+        time.sleep(0.1)
+    time.sleep(2)
+    (root / f"{name}.done").write_text("")
+    return f"{name} done"
+
+
 def test_a_job_whose_process_dies_runs_again_and_one_that_always_dies_fails(tmp_path):
     jobs = [Job("a", 0, _resumable_job, (tmp_path, "a", 1)),
             Job("b", 0, _resumable_job, (tmp_path, "b", 0)),
@@ -585,9 +596,12 @@ def test_a_job_whose_process_dies_runs_again_and_one_that_always_dies_fails(tmp_
         run_jobs(jobs, 2, console)
     assert [len((tmp_path / f"{n}.runs").read_text().splitlines()) for n in "abc"] == [2, 1, 1]
     assert "c done" in console.file.getvalue()
+    # 'd' always dies; 'e', running beside it, finishes before the failure is raised
     with pytest.warns(RuntimeWarning), pytest.raises(
             HabcError, match=r"job d failed: .* lost on each of its 3 runs.*exit code 9"):
-        run_jobs([Job("d", 0, _resumable_job, (tmp_path, "d", 99))], 1, console)
+        run_jobs([Job("d", 0, _resumable_job, (tmp_path, "d", 99)),
+                  Job("e", 0, _slow_job, (tmp_path, "e"))], 2, console)
+    assert (tmp_path / "e.done").exists()
 
 
 def test_an_experiment_with_cameras_records_them_in_its_demos(tmp_path):

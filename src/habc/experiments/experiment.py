@@ -472,6 +472,7 @@ def run_jobs(jobs: list[Job], workers: int, console: Console) -> None:
                         f"{time.strftime('%H:%M:%S')} done {len(done) + 1}/{len(jobs)} in "
                         f"{time.perf_counter() - started:.0f} s: {future.result()}")
                 except HabcError as e:
+                    wait(running)  # the jobs already running finish (leaving the pool stops them)
                     raise HabcError(f"job {job.name} failed: {e}") from e
                 done.add(job.name)
                 progress.advance(bar)
