@@ -17,6 +17,7 @@ from habc.experiments import online
 from habc.policy.backend import CONFIG_FILE, WEIGHTS_FILE
 from habc.rollout.ray_workers import RayDispatcher, ray_map
 from habc.rollout.workers import MAX_ATTEMPTS, WorkerLostError
+from tests.rollout.test_workers import _dies_on_first_run, _lines, _marks_and_dies_on_b
 from tests.test_online_cli import TINY_ONLINE
 
 
@@ -154,31 +155,11 @@ def _dies_if_marked(policy_dir: Path | None, root: Path) -> None:
         os._exit(1)
 
 
-def _marks_and_dies_on_b(job: tuple[Path, str]) -> str:
-    root, item = job
-    if item == "b":
-        (root / "marked").write_text("")
-        os._exit(1)
-    return item
-
 
 def _no_checkpoint(policy_dir: Path | None) -> None:
     assert policy_dir is None
 
 
-def _lines(path: Path) -> list[str]:
-    """The lines the workers have logged to ``path`` so far."""
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def _dies_on_first_run(job: tuple[Path, str]) -> str:
-    """Log the run; item 'b' kills its worker process on its first run, 'always' on each."""
-    root, item = job
-    with (root / f"{item}.runs").open("a") as log:
-        log.write(f"{os.getpid()}\n")
-    if item == "always" or (item == "b" and len(_lines(root / f"{item}.runs")) == 1):
-        os._exit(1)
-    return item
 
 
 def test_ray_map_spreads_over_a_clusters_nodes_and_survives_losing_one(tmp_path):
