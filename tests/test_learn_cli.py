@@ -341,3 +341,23 @@ def test_gripper_stages_with_the_opening_count_only_closes_that_hold_something(t
     with pytest.raises(ConfigError, match="hand_dims 3 is outside the 3 state dimensions"):
         gripper_stages(arrays, ["slide-block"],
                        GripperStageConfig(approach_radius=0.05, hand_dims=(0, 3)))
+    # relative to the object (its x in state dim 1): the demo closes at frame 2 with the hand at
+    # 0.10 and the object at 0.12, so the grasp point is the object's x - 0.02. A frame holding
+    # nothing is stage 1 while the hand is within 0.05 of it; holding frames are stage 2.
+    state[:, 1] = [0.5, 0.12, 0.12, 0.12, 0.3, 0.3, 0.3, 0.3,
+                   0.1, 0.1, 0.1, 0.5, 0.5, 0.5, 0.92, 0.92, 0.92, 0.92]
+    on_object = gripper_stages(arrays, ["slide-block"], GripperStageConfig(
+        min_run=1, opening_dim=2, opening_above=0.3, settle=1, approach_radius=0.05,
+        hand_dims=(0,), object_dims=(1,)))
+    assert on_object.num_stages == (3,)
+    # demo: 0.5 from 0.48 -> 1, 0.11 from 0.10 -> 1, 0.10 on it -> 1, then holding.
+    # rollout: hand 0.3, 0.10, 0.9 ... against points 0.08, 0.08, 0.08, 0.48 x3, 0.9 x4:
+    # 0.22 away -> 0, 0.02 -> 1, 0.82 -> 0, 0.42 x3 -> 0, 0 x1 -> 1 (frame 6 of the rollout,
+    # holding nothing yet), then holding from its frame 7.
+    assert on_object.label(arrays, 0).tolist() == [1, 1, 1, 2, 2, 2, 2, 2,  # the demo
+                                                   0, 1, 0, 0, 0, 0, 1, 2, 2, 2]
+    assert "the approach split 0.05 from the demos' grasp point on the object (hand state " \
+        "dims 0, object 1; offsets slide-block [-0.02])" in on_object.source
+    with pytest.raises(ConfigError, match="object_dims 5 is outside the 3 state dimensions"):
+        gripper_stages(arrays, ["slide-block"],
+                       GripperStageConfig(approach_radius=0.05, hand_dims=(0,), object_dims=(5,)))

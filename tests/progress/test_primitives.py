@@ -8,9 +8,11 @@ from habc.progress.primitives import (
     GripperStageConfig,
     approach_split,
     debounced_state,
+    grasp_offset,
     gripper_switches,
     holding,
     midpoint_threshold,
+    near_grasp_point,
     num_stages_from_demos,
     stages_from_switches,
 )
@@ -160,3 +162,41 @@ def test_the_approach_split_settings_are_checked():
     with pytest.raises(ConfigError, match="hand_dims needs"):
         GripperStageConfig(approach_radius=0.02, hand_dims=())
     assert GripperStageConfig(approach_radius=0.02, hand_dims=[0, 1]).hand_dims == (0, 1)
+
+
+def test_the_grasp_offset_is_the_median_hand_to_object_offset_at_each_first_switch():
+    # Episode 1 (frames 0-2) first switches at frame 1: hand - object = (0.3-0.1, 0.5-0.5) =
+    # (0.2, 0.0). Episode 2 (frames 3-4) never switches: left out. Episode 3 (frames 5-7) first
+    # switches at 6 (and again at 7): (0.0-0.1, 0.4-0.0) = (-0.1, 0.4). Episode 4 (frames 8-9)
+    # at 8: (0.1-0.0, 0.2-0.0) = (0.1, 0.2). Medians: x of (0.2, -0.1, 0.1) = 0.1, y of
+    # (0.0, 0.4, 0.2) = 0.2.
+    hand = np.array([[9, 9], [0.3, 0.5], [9, 9], [9, 9], [9, 9],
+                     [9, 9], [0.0, 0.4], [9, 9], [0.1, 0.2], [9, 9]])
+    target = np.array([[0, 0], [0.1, 0.5], [0, 0], [0, 0], [0, 0],
+                       [0, 0], [0.1, 0.0], [0, 0], [0.0, 0.0], [0, 0]])
+    switches = np.array([0, 1, 1, 0, 0, 0, 1, 2, 1, 1])
+    starts = np.array([0, 3, 5, 8])
+    assert grasp_offset(hand, target, switches, starts) == pytest.approx([0.1, 0.2])
+    with pytest.raises(ConfigError, match="no demo closes its gripper"):
+        grasp_offset(hand, target, np.zeros(10, dtype=np.int64), starts)
+
+
+def test_near_grasp_point_measures_from_the_object_plus_the_offset():
+    # grasp points: (0.1, 0.0) + (0.02, 0) = (0.12, 0); (0.5, 0.5) + (0.02, 0) = (0.52, 0.5).
+    # Distances: 0.02, 0 (the hand on the point), 0.05 (0.03 in x, 0.04 in y), 0.12.
+    hand = np.array([[0.10, 0.0], [0.52, 0.5], [0.55, 0.54], [0.0, 0.0]])
+    target = np.array([[0.1, 0.0], [0.5, 0.5], [0.5, 0.5], [0.1, 0.0]])
+    offset = np.array([0.02, 0.0])
+    assert near_grasp_point(hand, target, offset, 0.03).tolist() == [True, True, False, False]
+    assert near_grasp_point(hand, target, offset, 0.06).tolist() == [True, True, True, False]
+    # a per-frame offset (N, D): the last frame's point moves onto the hand
+    per_frame = np.array([[0.02, 0.0], [0.02, 0.0], [0.02, 0.0], [-0.1, 0.0]])
+    assert near_grasp_point(hand, target, per_frame, 0.03).tolist() == [True, True, False, True]
+
+
+def test_the_object_dims_are_checked():
+    with pytest.raises(ConfigError, match="one dimension per hand dimension"):
+        GripperStageConfig(approach_radius=0.02, hand_dims=(0, 1), object_dims=(4,))
+    with pytest.raises(ConfigError, match="object_dims needs approach_radius"):
+        GripperStageConfig(object_dims=(4, 5))
+    assert GripperStageConfig(approach_radius=0.02, object_dims=[4, 5]).object_dims == (4, 5)

@@ -82,9 +82,11 @@ from habc.progress.primitives import (
     GripperStageConfig,
     approach_split,
     debounced_state,
+    grasp_offset,
     gripper_switches,
     holding,
     midpoint_threshold,
+    near_grasp_point,
     num_stages_from_demos,
     stages_from_switches,
 )
@@ -475,18 +477,23 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
     Each task's threshold (unless ``config`` sets one) and K come from its successful demos.
     With ``config.opening_dim``, the switches are those of holding (a settled close on
     something) rather than of the command. With ``config.approach_radius``, the approach splits
-    where the hand came within reach of its first grasp (``approach_split``), one more stage.
+    where the hand came within reach of its first grasp (``approach_split``), one more stage;
+    with ``config.object_dims`` too, while the hand is within reach of the point on the object
+    where the task's demos grasp it (``grasp_offset``, ``near_grasp_point``).
 
     Raises:
         ConfigError: a gripper dimension outside the actions, an opening or hand dimension
             outside the states, or a task without a successful demo.
     """
     hand_dims = config.hand_dims if config.approach_radius is not None else ()
+    object_dims = config.object_dims or ()
     for name, dim, kind, width in (("dim", config.dim, "action", demos.action.shape[1]),
                                    ("opening_dim", config.opening_dim, "state",
                                     demos.state.shape[1]),
                                    *(("hand_dims", d, "state", demos.state.shape[1])
-                                     for d in hand_dims)):
+                                     for d in hand_dims),
+                                   *(("object_dims", d, "state", demos.state.shape[1])
+                                     for d in object_dims)):
         if dim is not None and not -width <= dim < width:
             raise ConfigError(f"gripper {name} {dim} is outside the {width} {kind} dimensions")
 
@@ -499,8 +506,17 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
                              arrays.episode_starts, config.opening_above, config.settle)
         return gripper_switches(signal, arrays.episode_starts, config.min_run)
 
+    def grasps(arrays: StoreArrays, threshold: float | npt.NDArray[np.floating]) \
+            -> npt.NDArray[np.int64]:
+        return gripper_switches(arrays.action[:, config.dim] > threshold, arrays.episode_starts,
+                                config.min_run)
+
+    def hand_and_object(arrays: StoreArrays) \
+            -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+        return arrays.state[:, list(hand_dims)], arrays.state[:, list(object_dims)]
+
     split = int(config.approach_radius is not None)  # the approach's second part: one stage
-    thresholds, num_stages = {}, []
+    thresholds, offsets, num_stages = {}, {}, []
     for task in tasks:
         mine = (demos.task == task) & demos.success
         if not mine.any():
@@ -508,6 +524,9 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
         one = demos.select(mine)
         thresholds[task] = config.threshold if config.threshold is not None \
             else midpoint_threshold(one.action[:, config.dim])
+        if object_dims:
+            offsets[task] = grasp_offset(*hand_and_object(one), grasps(one, thresholds[task]),
+                                         one.episode_starts)
         num_stages.append(num_stages_from_demos(
             switches(one, thresholds[task])[one.episode_ends - 1]) + split)
     k = dict(zip(tasks, num_stages, strict=True))
@@ -519,10 +538,12 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
         threshold = np.repeat([thresholds[t] for t in arrays.task], arrays.lengths)
         cap = np.repeat([k[t] - split for t in arrays.task], arrays.lengths)
         stages = stages_from_switches(switches(arrays, threshold), cap)
-        if config.approach_radius is not None:
-            grasps = gripper_switches(arrays.action[:, config.dim] > threshold,
-                                      arrays.episode_starts, config.min_run)
-            stages += approach_split(arrays.state[:, list(config.hand_dims)], grasps,
+        if object_dims and config.approach_radius is not None:
+            offset = np.repeat([offsets[t] for t in arrays.task], arrays.lengths, axis=0)
+            near = near_grasp_point(*hand_and_object(arrays), offset, config.approach_radius)
+            stages = np.where(stages > 0, stages + 1, near)  # holding nothing: split by reach
+        elif config.approach_radius is not None:
+            stages += approach_split(arrays.state[:, list(hand_dims)], grasps(arrays, threshold),
                                      arrays.episode_starts, config.approach_radius)
         return stages[start:]
 
@@ -530,9 +551,16 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
     if config.opening_dim is not None:
         described += (f"; holding: opening (state dim {config.opening_dim}) above "
                       f"{config.opening_above:.3g}, {config.settle} frames after a close")
-    if config.approach_radius is not None:
+    if object_dims:
+        described += (f"; the approach split {config.approach_radius:.3g} from the demos' grasp "
+                      f"point on the object (hand state dims {', '.join(map(str, hand_dims))}, "
+                      f"object {', '.join(map(str, object_dims))}; offsets "
+                      + ", ".join(f"{t} [{', '.join(f'{x:.3g}' for x in offsets[t])}]"
+                                  for t in tasks)
+                      + ")")
+    elif config.approach_radius is not None:
         described += (f"; the approach split {config.approach_radius:.3g} from the first grasp "
-                      f"(state dims {', '.join(map(str, config.hand_dims))})")
+                      f"(state dims {', '.join(map(str, hand_dims))})")
     return StageLabels(tuple(num_stages), label, f"the gripper's switches: {described}")
 
 

@@ -31,7 +31,11 @@ stage, whose progress target (the time fraction through it) ranks approaches by 
 have run rather than by where the hand is. With the hand's position in the state
 (``approach_radius``, ``hand_dims``), the approach splits where the hand came within reach of
 the place it grasped at (``approach_split``): a place known in hindsight, from the state and the
-command, on any arm.
+command, on any arm. With the object's position in the state as well (``object_dims``: a sim's
+state, or a pose tracker's), the split is relative to the object instead: a frame that holds
+nothing is in the approach's second part while the hand is within reach of the place on the
+object where the demos grasp it (``grasp_offset``, ``near_grasp_point``), as a scripted
+expert's "above the object" test is.
 """
 
 from __future__ import annotations
@@ -75,6 +79,12 @@ class GripperStageConfig:
     hand_dims: tuple[int, ...] = (0, 1)
     """With ``approach_radius``: the state dimensions of the hand's position that the distance
     is measured in (Meta-World: 0, 1 for x, y; 2 is its height)."""
+    object_dims: tuple[int, ...] | None = None
+    """With ``approach_radius``: the state dimensions of the object's position, one per hand
+    dimension (Meta-World: 4, 5 for the first object's x, y). The split is then relative to the
+    object: a frame holding nothing is in the approach's second part while the hand is within
+    ``approach_radius`` of the object's position plus the median offset of the hand from it at
+    the demos' first close (``near_grasp_point``)."""
 
     def __post_init__(self) -> None:
         if self.min_run < 1:
@@ -89,6 +99,14 @@ class GripperStageConfig:
         if not self.hand_dims:
             raise ConfigError("gripper hand_dims needs at least one state dimension")
         object.__setattr__(self, "hand_dims", tuple(self.hand_dims))  # a JSON list, say
+        if self.object_dims is not None:
+            object.__setattr__(self, "object_dims", tuple(self.object_dims))
+            if len(self.object_dims) != len(self.hand_dims):
+                raise ConfigError(f"gripper object_dims needs one dimension per hand dimension "
+                                  f"({len(self.hand_dims)}), not {len(self.object_dims)}")
+            if self.approach_radius is None:
+                raise ConfigError("gripper object_dims needs approach_radius: the reach of "
+                                  "the grasp point")
 
 
 def debounced_state(closed: npt.NDArray[np.bool_], episode_starts: npt.NDArray[np.int64],
@@ -197,6 +215,43 @@ def approach_split(position: npt.NDArray[np.floating], switches: npt.NDArray[np.
         outside = np.flatnonzero(away)
         near[start + (outside[-1] + 1 if len(outside) else 0):end] = 1
     return near
+
+
+def grasp_offset(hand: npt.NDArray[np.floating], target: npt.NDArray[np.floating],
+                 switches: npt.NDArray[np.int64],
+                 episode_starts: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Where on the object episodes grasp it: the median offset of the hand from the object.
+
+    Args:
+        hand: (N, D) the hand's position.
+        target: (N, D) the object's position, in the same dimensions.
+        switches: (N,) the gripper's switches since each frame's episode began.
+        episode_starts: (E,) first frame of each episode, ascending.
+
+    Returns:
+        (D,) the per-dimension median, over the episodes whose gripper switches, of
+        ``hand - target`` at the episode's first switch.
+
+    Raises:
+        ConfigError: no episode's gripper switches.
+    """
+    ends = np.append(episode_starts[1:], len(switches))
+    first = [start + np.flatnonzero(switches[start:end] > 0)[0]
+             for start, end in zip(episode_starts, ends, strict=True)
+             if (switches[start:end] > 0).any()]
+    if not first:
+        raise ConfigError("no demo closes its gripper, so none shows where the object is "
+                          "grasped")
+    return np.median(hand[first] - target[first], axis=0)
+
+
+def near_grasp_point(hand: npt.NDArray[np.floating], target: npt.NDArray[np.floating],
+                     offset: npt.NDArray[np.floating], radius: float) -> npt.NDArray[np.bool_]:
+    """Whether the hand is within ``radius`` of the grasp point ``target + offset``.
+
+    hand, target: (N, D); offset: (D,) or (N, D) (``grasp_offset``) -> (N,).
+    """
+    return np.linalg.norm(hand - (target + offset), axis=1) <= radius
 
 
 def midpoint_threshold(command: npt.NDArray[np.floating]) -> float:
