@@ -499,6 +499,11 @@ def test_the_gripper_settings_reach_the_online_runs(tmp_path):
                                      "gripper": {"opening_dim": 3, "opening_above": 0.35}})
     gripper = _online_config(spec, tmp_path, "rabc", tmp_path / "r", 3, 0).gripper
     assert (gripper.opening_dim, gripper.opening_above, gripper.settle) == (3, 0.35, 15)
+    spec = ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]], "stages": "gripper",
+                                     "gripper": {"approach_radius": 0.02, "object_dims": [4, 5]}})
+    gripper = _online_config(spec, tmp_path, "rabc", tmp_path / "r", 3, 0).gripper
+    assert (gripper.approach_radius, gripper.hand_dims, gripper.object_dims) == \
+        (0.02, (0, 1), (4, 5))
     with pytest.raises(ConfigError, match="need stages 'gripper'"):
         ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]],
                                   "gripper": {"min_run": 5}})

@@ -256,6 +256,14 @@ def test_rabc_on_a_robot_task_without_annotations_takes_gripper_stages(tmp_path,
     assert record["stages"] == {"source": "the gripper's switches: slide-block K=3 (closed "
                                 "above 2); holding: opening (state dim 2) above -9, 0 frames "
                                 "after a close", "num_stages": [3]}
+    # the approach split relative to the object (state dim 1), from the hand's state dim 0
+    assert main([*args, "--run-dir", str(tmp_path / "near"), "--stages", "gripper",
+                 "--gripper.approach-radius", "0.5", "--gripper.hand-dims", "0",
+                 "--gripper.object-dims", "1"]) == 0
+    record = json.loads((tmp_path / "near/learn/round_001.json").read_text())
+    assert record["stages"]["num_stages"] == [4]
+    assert "; the approach split 0.5 from the demos' grasp point on the object (hand state " \
+        "dims 0, object 1; offsets slide-block [" in record["stages"]["source"]
 
 
 def test_gripper_stages_label_each_task_by_its_own_threshold_and_k(tmp_path, rng):
