@@ -366,6 +366,9 @@ def test_gripper_stages_with_the_opening_count_only_closes_that_hold_something(t
                                                    0, 1, 0, 0, 0, 0, 1, 2, 2, 2]
     assert "the approach split 0.05 from the demos' grasp point on the object (hand state " \
         "dims 0, object 1; offsets slide-block [-0.02])" in on_object.source
+    with pytest.raises(ConfigError, match="slide-block: no demo closes its gripper"):
+        gripper_stages(arrays, ["slide-block"], GripperStageConfig(
+            threshold=9.0, approach_radius=0.05, hand_dims=(0,), object_dims=(1,)))
     with pytest.raises(ConfigError, match="object_dims 5 is outside the 3 state dimensions"):
         gripper_stages(arrays, ["slide-block"],
                        GripperStageConfig(approach_radius=0.05, hand_dims=(0,), object_dims=(5,)))

@@ -482,8 +482,9 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
     where the task's demos grasp it (``grasp_offset``, ``near_grasp_point``).
 
     Raises:
-        ConfigError: a gripper dimension outside the actions, an opening or hand dimension
-            outside the states, or a task without a successful demo.
+        ConfigError: a gripper dimension outside the actions, an opening, hand or object
+            dimension outside the states, a task without a successful demo, or, with
+            ``object_dims``, a task none of whose successful demos closes the gripper.
     """
     hand_dims = config.hand_dims if config.approach_radius is not None else ()
     object_dims = config.object_dims or ()
@@ -525,8 +526,11 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
         thresholds[task] = config.threshold if config.threshold is not None \
             else midpoint_threshold(one.action[:, config.dim])
         if object_dims:
-            offsets[task] = grasp_offset(*hand_and_object(one), grasps(one, thresholds[task]),
-                                         one.episode_starts)
+            try:
+                offsets[task] = grasp_offset(*hand_and_object(one),
+                                             grasps(one, thresholds[task]), one.episode_starts)
+            except ConfigError as e:
+                raise ConfigError(f"{task}: {e} (gripper object_dims)") from e
         num_stages.append(num_stages_from_demos(
             switches(one, thresholds[task])[one.episode_ends - 1]) + split)
     k = dict(zip(tasks, num_stages, strict=True))
