@@ -44,7 +44,11 @@ def test_a_lost_worker_process_is_replaced_and_its_item_rerun(tmp_path):
             pool.submit((tmp_path, "always")).result(timeout=60)
         assert len(_lines(tmp_path / "always.runs")) == MAX_ATTEMPTS
         assert pool.submit((tmp_path, "d")).result(timeout=60) == "d"  # the pool goes on
-    # 2 workers, then a replacement for each of the 1 + 3 lost runs
+        # 2 workers, then a replacement for each of the 1 + 3 lost runs; 'd' may have run
+        # before the last replacement came up, so wait for it before the pool stops
+        deadline = time.monotonic() + 60
+        while len(_lines(tmp_path / "started")) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
     started = _lines(tmp_path / "started")
     assert len(started) == 6 and len(set(started)) == 6
     for pid in map(int, started):  # every process is stopped on exit
