@@ -17,7 +17,12 @@ from habc.experiments import online
 from habc.policy.backend import CONFIG_FILE, WEIGHTS_FILE
 from habc.rollout.ray_workers import RayDispatcher, ray_map
 from habc.rollout.workers import MAX_ATTEMPTS, WorkerLostError
-from tests.rollout.test_workers import _dies_on_first_run, _lines, _marks_and_dies_on_b
+from tests.rollout.test_workers import (
+    _check_every_worker_lost,
+    _dies_on_first_run,
+    _lines,
+    _marks_and_dies_on_b,
+)
 from tests.test_online_cli import TINY_ONLINE
 
 
@@ -139,14 +144,7 @@ def test_dispatcher_fails_the_items_once_every_worker_is_lost(tmp_path):
     up. Then no worker is left: the queued items fail, and so does any item submitted later."""
     with RayDispatcher("local", 1, None, _dies_if_marked, (tmp_path,), _marks_and_dies_on_b,
                        lambda item: item) as pool:
-        assert pool.submit((tmp_path, "a")).result(timeout=120) == "a"
-        with pytest.warns(RuntimeWarning, match="item runs again"):
-            queued = [pool.submit((tmp_path, item)) for item in ("b", "c")]
-            for future in queued:
-                with pytest.raises(WorkerLostError, match="every Ray worker was lost"):
-                    future.result(timeout=120)
-        with pytest.raises(WorkerLostError, match="every Ray worker was lost"):
-            pool.submit((tmp_path, "d")).result(timeout=1)
+        _check_every_worker_lost(pool, tmp_path, "every Ray worker was lost", 120)
     assert not ray.is_initialized()
 
 

@@ -3,10 +3,6 @@
 # control (OUT/rabc, from docs/ab/rabc-gripper.sh): holding stages, then the command's switches
 # with the new rule past the last stage. Resumable: re-run to continue.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-OUT=${OUT:-runs/ab}
 for arm in rabc-gripper-hold rabc-gripper-parity; do
-  bash docs/ab/reuse-sft.sh "$OUT/rabc" "$OUT/$arm"
-  .venv/bin/habc experiment --config-file "docs/ab/$arm.json" --out "$OUT/$arm" --jobs 2 \
-      --no-report
+  CONTROL=rabc bash "$(dirname "$0")/arm.sh" "$arm"
 done

@@ -5,6 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/ab}
 .venv/bin/habc experiment --config-file docs/ab/rabc.json --out "$OUT/rabc" --jobs 2 --no-report
-bash docs/ab/reuse-sft.sh "$OUT/rabc" "$OUT/rabc-gripper"
-.venv/bin/habc experiment --config-file docs/ab/rabc-gripper.json --out "$OUT/rabc-gripper" \
-    --jobs 2 --no-report
+CONTROL=rabc OUT=$OUT bash docs/ab/arm.sh rabc-gripper

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from habc.rollout.workers import MAX_ATTEMPTS, LocalDispatcher, WorkerLostError, local_map
+from habc.rollout.workers import (
+    MAX_ATTEMPTS,
+    Dispatcher,
+    LocalDispatcher,
+    WorkerLostError,
+    local_map,
+)
 
 
 def _lines(path: Path) -> list[str]:
@@ -112,18 +118,24 @@ def _marks_and_dies_on_b(job: tuple[Path, str]) -> str:
     return item
 
 
+def _check_every_worker_lost(pool: Dispatcher, root: Path, lost: str, timeout: float) -> None:
+    """Run items 'a'-'d' on a one-worker ``pool`` whose worker ``_marks_and_dies_on_b`` and
+    whose replacement ``_dies_if_marked``: 'a' passes, then every item fails with ``lost``."""
+    assert pool.submit((root, "a")).result(timeout=timeout) == "a"
+    with pytest.warns(RuntimeWarning, match="item runs again"):
+        queued = [pool.submit((root, item)) for item in ("b", "c")]
+        for future in queued:
+            with pytest.raises(WorkerLostError, match=lost):
+                future.result(timeout=timeout)
+    with pytest.raises(WorkerLostError, match=lost):
+        pool.submit((root, "d")).result(timeout=1)
+
+
 def test_the_items_fail_once_every_worker_process_is_lost(tmp_path):
     """One worker; item 'b' kills it and leaves a marker that kills its replacement on the way
     up. Then no worker is left: the queued items fail, and so does any item submitted later."""
     with LocalDispatcher(1, _dies_if_marked, (tmp_path,), _marks_and_dies_on_b) as pool:
-        assert pool.submit((tmp_path, "a")).result(timeout=60) == "a"
-        with pytest.warns(RuntimeWarning, match="item runs again"):
-            queued = [pool.submit((tmp_path, item)) for item in ("b", "c")]
-            for future in queued:
-                with pytest.raises(WorkerLostError, match="every worker process was lost"):
-                    future.result(timeout=60)
-        with pytest.raises(WorkerLostError, match="every worker process was lost"):
-            pool.submit((tmp_path, "d")).result(timeout=1)
+        _check_every_worker_lost(pool, tmp_path, "every worker process was lost", 60)
 
 
 def _pid(item: int) -> tuple[int, int]:
