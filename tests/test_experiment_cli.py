@@ -181,6 +181,10 @@ def test_presets_and_bad_specs(tmp_path):
     assert {"benchmark", "benchmark-3k", "smoke"} <= set(preset_names())
     for name in preset_names():  # every shipped preset parses into a valid spec
         assert ExperimentConfig(preset=name).spec().name == name
+    ab_specs = sorted((Path(__file__).parents[1] / "docs" / "ab").glob("*.json"))
+    assert ab_specs
+    for path in ab_specs:  # and every A/B spec that docs/ab's scripts run
+        assert ExperimentConfig(config_file=path).spec().name == f"ab-{path.stem}"
     mc = ExperimentConfig(preset="benchmark-3k-mc").spec()  # a nested critic key reaches runs
     config = _online_config(mc, tmp_path, "habc", tmp_path / "habc", 3, 0)
     assert config.learner.critic.efficiency_target == "mc"
