@@ -366,24 +366,34 @@ def test_comparison_of_two_experiments_hand_computed(tmp_path, capsys):
     _write_rounds(mine / "reach/seed_0/step1/habc", [0.2, 0.5, 0.6])
     _write_rounds(mine / "reach/seed_1/step1/habc", [0.4, 0.7, 0.9])
     _write_rounds(theirs / "reach/seed_0/step1/habc", [0.2, 0.4, 0.5])
-    _write_rounds(theirs / "reach/seed_1/step1/habc", [0.4, 0.6, 0.6])
+    _write_rounds(theirs / "reach/seed_1/step1/habc", [0.2, 0.6, 0.6])
     _write_rounds(mine / "push/seed_0/step1/habc", [0.1, 0.3, 0.4])
     _write_rounds(mine / "push/seed_1/step1/habc", [0.1, 0.2, 0.3])
     _write_rounds(theirs / "push/seed_0/step1/habc", [0.1, 0.2, 0.2])
     _write_rounds(theirs / "push/seed_1/step1/habc", [0.1, 0.3])  # not finished
     rows = comparison_table(mine, theirs, spec).splitlines()
+    # reach's SFT (round 0): 2 + 4 = 6 of 20 against 2 + 2 = 4 of 20; per seed +0 / +20.
+    low, high = difference_interval(6, 20, 4, 20)
+    assert rows[4] == (f"| reach | SFT | 30% | 20% | +10 [{100 * low:+.0f}, {100 * high:+.0f}] "
+                       "| +10 | +0/+20 |")
     # reach: 6 + 9 = 15 of 20 against 5 + 6 = 11 of 20; last 2 rounds (5+6+7+9) / 40 against
     # (4+5+6+6) / 40 = 67.5% - 52.5%; per seed +10 / +30.
     low, high = difference_interval(15, 20, 11, 20)
-    assert rows[4] == (f"| reach | habc | 75% | 55% | +20 [{100 * low:+.0f}, {100 * high:+.0f}] "
+    assert rows[5] == (f"| reach | habc | 75% | 55% | +20 [{100 * low:+.0f}, {100 * high:+.0f}] "
                        "| +15 | +10/+30 |")
+    # push's SFT: both seeds have round 0 (seed 1's run is not finished), 2 of 20 each.
+    assert rows[6].startswith("| push | SFT | 10% | 10% | +0 [")
     # push: seed 0 only, 4 of 10 against 2 of 10; last rounds (3+4) / 20 - (2+2) / 20.
     low, high = difference_interval(4, 10, 2, 10)
-    assert rows[5] == (f"| push | habc | 40% | 20% | +20 [{100 * low:+.0f}, {100 * high:+.0f}] "
+    assert rows[7] == (f"| push | habc | 40% | 20% | +20 [{100 * low:+.0f}, {100 * high:+.0f}] "
                        "| +15 | +20, 1 of 2 seeds |")
-    # all tasks: 19 of 30 against 13 of 30; the mean of the two last-rounds differences.
+    # all tasks: SFT 8 of 40 against 6 of 40 first (round 0: +10 and +0, mean +5); habc 19 of
+    # 30 against 13 of 30, with the mean of the two last-rounds differences.
+    low, high = difference_interval(8, 40, 6, 40)
+    assert rows[8] == (f"| all tasks | SFT | 20% | 15% | +5 [{100 * low:+.0f}, "
+                       f"{100 * high:+.0f}] | +5 | 2 of 2 tasks |")
     low, high = difference_interval(19, 30, 13, 30)
-    assert rows[6] == (f"| all tasks | habc | 63% | 43% | +20 [{100 * low:+.0f}, "
+    assert rows[9] == (f"| all tasks | habc | 63% | 43% | +20 [{100 * low:+.0f}, "
                        f"{100 * high:+.0f}] | +15 | 2 of 2 tasks |")
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps({"name": "t", "tasks": [["reach", 2], ["push", 2]],
@@ -444,6 +454,44 @@ def test_rescored_tables_hand_computed(tmp_path):
     with pytest.raises(ConfigError, match="shares evaluation seeds"):
         check_block(spec, 40, 20)  # seeds 40-59 overlap the reported 0-49
     check_block(spec, 50, 20)
+
+
+def _write_scores(out: Path, rates: dict[int, dict[str, float]]) -> None:
+    """Rescored block 100000 of ``out``: reach's scores per seed (10 trials each)."""
+    root = out / "rescore-100000"
+    for s, scores in rates.items():
+        (root / f"reach/seed_{s}").mkdir(parents=True)
+        for name, rate in scores.items():
+            (root / f"reach/seed_{s}/{name}.json").write_text(json.dumps(
+                {"success_rate": rate, "n_trials": 10, "mean_success_length": 90.0,
+                 "checkpoint": "x/last" if name == "sft" else "x/v001"}))
+    (root / "block.json").write_text(json.dumps({"offset": 100000, "trials": 10}))
+
+
+def test_comparison_on_rescored_blocks_hand_computed(tmp_path, capsys):
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps({"name": "t", "tasks": [["reach", 2]], "seeds": [0, 1],
+                                     "step1_methods": ["habc"], "step1_rounds": 1,
+                                     "step2_methods": []}))
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    _write_scores(mine, {0: {"sft": 0.3, "step1_habc": 0.9}, 1: {"sft": 0.5, "step1_habc": 0.7}})
+    _write_scores(theirs, {0: {"sft": 0.1, "step1_habc": 0.8}, 1: {"sft": 0.2}})
+    args = ["experiment", "--config-file", str(spec_file), "--out", str(mine), "--rescore",
+            "100000", "--against"]
+    assert main([*args, str(theirs)]) == 0
+    out = capsys.readouterr().out
+    assert "On the rescored block from evaluation seed 1100000" in out
+    # SFT: 3 + 5 = 8 of 20 against 1 + 2 = 3 of 20, per seed +20 / +30; habc: seed 0 only
+    # (seed 1 has no score on their side), 9 of 10 against 8 of 10. No last-rounds column.
+    low, high = difference_interval(8, 20, 3, 20)
+    assert (f"| reach | SFT | 40% | 15% | +25 [{100 * low:+.0f}, {100 * high:+.0f}] | "
+            "+20/+30 |") in out
+    low, high = difference_interval(9, 10, 8, 10)
+    assert (f"| reach | habc | 90% | 80% | +10 [{100 * low:+.0f}, {100 * high:+.0f}] | "
+            "+10, 1 of 2 seeds |") in out
+    (theirs / "rescore-100000/block.json").unlink()
+    assert main([*args, str(theirs)]) == 2  # their side was never rescored on the block
+    assert "has no scores on the block from 100000" in capsys.readouterr().err
 
 
 def test_weighted_actor_batches_apply_to_habc_methods_only(tmp_path):
@@ -717,6 +765,7 @@ def test_multi_task_specs_are_checked_and_compare_task_by_task(tmp_path):
     (theirs / "spec.json").write_text(json.dumps({"name": "s", "tasks": [["reach", 2]]}))
     rows = comparison_table(mine, theirs, spec).splitlines()
     low, high = difference_interval(6, 10, 5, 10)
-    # last 2 rounds: (4 + 6) / 20 - (5 + 5) / 20
-    assert rows[4] == (f"| reach | habc | 60% | 50% | +10 [{100 * low:+.0f}, "
+    # last 2 rounds: (4 + 6) / 20 - (5 + 5) / 20; the SFT row (round 0) comes first
+    assert rows[4].startswith("| reach | SFT | 20% | 20% | +0 [")
+    assert rows[5] == (f"| reach | habc | 60% | 50% | +10 [{100 * low:+.0f}, "
                        f"{100 * high:+.0f}] | +0 |  |")

@@ -233,22 +233,23 @@ class ExperimentConfig:
     """Run nothing: compare OUT's finished runs with this experiment directory's (an A/B arm,
     or the benchmark before a change), method by method, with 95% intervals of the
     differences. Both are read with OUT's spec, each with its own layout (a multi-task
-    experiment against single-task runs, say)."""
+    experiment against single-task runs, say). With --rescore OFFSET: on that block's scores."""
 
     rescore: int | None = None
     """Run no training: evaluate the final policy of every finished run, each seed's SFT
     checkpoint and the scripted expert again on the evaluation seeds from this offset on
     (100000: the validation block), ``--rescore-trials`` per seed, and print the results and
     targets on them: whether the verdicts hold on seeds that are not the reported block.
-    Resumable; the scores go to OUT/rescore-<offset>/. With --table-only, only the tables."""
+    Resumable; the scores go to OUT/rescore-<offset>/. With --table-only, only the tables;
+    with --against, compare the two directories' scores on that block (both rescored)."""
     rescore_trials: int = 100
     """Evaluation trials per seed with --rescore."""
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
             raise ConfigError("jobs must be >= 1")
-        if self.rescore is not None and (self.export is not None or self.against is not None):
-            raise ConfigError("--rescore cannot be combined with --export or --against")
+        if self.rescore is not None and self.export is not None:
+            raise ConfigError("--rescore cannot be combined with --export")
 
     def spec(self) -> ExperimentSpec:
         """Load the experiment spec."""
@@ -529,8 +530,12 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
     spec = config.spec()
     out = Path(config.out or Path("runs/experiments") / spec.name)
     if config.rescore is not None:
-        from habc.experiments.rescore import rescore
+        from habc.experiments.rescore import rescore, rescored_comparison
 
+        if config.against is not None:
+            console.print(rescored_comparison(out, config.against, spec, config.rescore),
+                          soft_wrap=True)
+            return out
         rescore(spec, out, config.rescore, config.rescore_trials, config.jobs, console,
                 table_only=config.table_only)
         return out
@@ -630,11 +635,14 @@ class RecordedScores:
 
     out: Path
     spec: ExperimentSpec
+    multi_task: bool | None = None
+    """Whether ``out`` holds multi-task policies (default: the spec's)."""
 
     def run(self, task: str, step: int, method: str,
             sft: dict[int, dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
         """See ``Scores.run``: every round's eval, SFT from the Step-1 runs' round 0."""
-        return _seed_rounds(self.out, self.spec, task, step, method, sft)
+        return _seed_rounds(self.out, self.spec, task, step, method, sft,
+                            multi_task=self.multi_task)
 
     def expert(self, task: str) -> list[dict[str, Any]]:
         """See ``Scores.expert``."""
@@ -723,55 +731,71 @@ def _late_rounds(spec: ExperimentSpec) -> dict[int, int]:
             2: min(spec.late_rounds, max(spec.step2_rounds, 1))}
 
 
-def comparison_table(out: Path, against: Path, spec: ExperimentSpec) -> str:
+def comparison_table(out: Path, against: Path, spec: ExperimentSpec,
+                     scores: tuple[Scores, Scores] | None = None) -> str:
     """Final success of ``out``'s runs against ``against``'s, method by method (Markdown).
 
-    Both directories are read with ``spec`` (``out``'s), each with the layout of its own
-    ``spec.json``: a multi-task experiment compares task by task with single-task runs. Per
-    task and method, over the seeds finished in both: each side's pooled final success, the
-    difference in points with its 95% interval, the per-seed differences and the difference of
+    ``scores``: where ``out``'s and ``against``'s evaluations come from (a rescored block's,
+    one per run); by default both directories' round records, read with ``spec`` (``out``'s),
+    each with the layout of its own ``spec.json``: a multi-task experiment compares task by
+    task with single-task runs. Per task, for the SFT checkpoints and then each method, over
+    the seeds finished in both: each side's pooled final success, the difference in points
+    with its 95% interval, the per-seed differences and, from round records, the difference of
     the last-rounds averages; the rows ``all tasks`` pool the tasks.
     """
     late = _late_rounds(spec)
+    if scores is None:
+        saved = against / "spec.json"
+        multi_task = json.loads(saved.read_text()).get("multi_task", False) \
+            if saved.exists() else spec.multi_task
+        scores = (RecordedScores(out, spec), RecordedScores(against, spec, multi_task))
+        with_late = True
+    else:
+        with_late = False
     rows: list[list[str]] = []
-    pools: dict[str, list[tuple[int, int, int, int, float]]] = {}
-    saved = against / "spec.json"
-    multi_task = json.loads(saved.read_text()).get("multi_task", False) if saved.exists() \
-        else spec.multi_task
+    pools: dict[str, list[tuple[int, int, int, int, float]]] = {"SFT": []}  # SFT first
+
+    def add(task: str, name: str, mine: dict[int, list[dict[str, Any]]],
+            theirs: dict[int, list[dict[str, Any]]], last: int) -> list[str]:
+        seeds = [s for s in spec.seeds if s in mine and s in theirs]
+        if not seeds:
+            return [task, name, "-", "-", "-", *(["-"] if with_late else []), "-"]
+        k, n, _ = _pool([mine[s][-1] for s in seeds])
+        k_o, n_o, _ = _pool([theirs[s][-1] for s in seeds])
+        late_gap = (_pooled_rate([e for s in seeds for e in mine[s][-last:]])
+                    - _pooled_rate([e for s in seeds for e in theirs[s][-last:]]))
+        gaps = [mine[s][-1]["success_rate"] - theirs[s][-1]["success_rate"] for s in seeds]
+        pools.setdefault(name, []).append((k, n, k_o, n_o, late_gap))
+        return [task, name, *_difference_cells(k, n, k_o, n_o),
+                *([_points(late_gap)] if with_late else []),
+                _seeds_text(gaps, len(spec.seeds), signed=True).removeprefix("; ")]
+
     for task, _ in spec.tasks:
-        for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods)):
-            for method in methods:
-                name = run_label(step, method)
-                mine = _seed_rounds(out, spec, task, step, method, {})
-                theirs = _seed_rounds(against, spec, task, step, method, {},
-                                      multi_task=multi_task)
-                seeds = [s for s in spec.seeds if s in mine and s in theirs]
-                if not seeds:
-                    rows.append([task, name, "-", "-", "-", "-", "-"])
-                    continue
-                k, n, _ = _pool([mine[s][-1] for s in seeds])
-                k_o, n_o, _ = _pool([theirs[s][-1] for s in seeds])
-                late_gap = (_pooled_rate([e for s in seeds for e in mine[s][-late[step]:]])
-                            - _pooled_rate([e for s in seeds for e in theirs[s][-late[step]:]]))
-                gaps = [mine[s][-1]["success_rate"] - theirs[s][-1]["success_rate"]
-                        for s in seeds]
-                pools.setdefault(name, []).append((k, n, k_o, n_o, late_gap))
-                rows.append([task, name, *_difference_cells(k, n, k_o, n_o, late_gap),
-                             _seeds_text(gaps, len(spec.seeds), signed=True).removeprefix("; ")])
+        sft: tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]] = ({}, {})
+        method_rows = [add(task, run_label(step, method), scores[0].run(task, step, method, sft[0]),
+                           scores[1].run(task, step, method, sft[1]), late[step])
+                       for step, methods in ((1, spec.step1_methods), (2, spec.step2_methods))
+                       for method in methods]
+        mine_sft, their_sft = ({s: [e] for s, e in side.items()} for side in sft)
+        rows += [add(task, "SFT", mine_sft, their_sft, 1), *method_rows]
     for name, parts in pools.items() if len(spec.tasks) > 1 else ():
+        if not parts:
+            continue
         k, n = sum(p[0] for p in parts), sum(p[1] for p in parts)
         k_o, n_o = sum(p[2] for p in parts), sum(p[3] for p in parts)
         mean_late = float(np.mean([p[4] for p in parts]))
-        rows.append(["all tasks", name, *_difference_cells(k, n, k_o, n_o, mean_late),
+        rows.append(["all tasks", name, *_difference_cells(k, n, k_o, n_o),
+                     *([_points(mean_late)] if with_late else []),
                      f"{len(parts)} of {len(spec.tasks)} tasks"])
+    late_text = (f", the difference of the last-rounds averages (Step 1: {late[1]} rounds, "
+                 f"Step 2: {late[2]}; SFT: round 0; all tasks: their mean)" if with_late else "")
     caption = (f"{out} against {against}: final success pooled over the seeds finished in "
                "both, the difference in points with its 95% interval (Newcombe's, for "
                "independent proportions; a seed's runs share their SFT checkpoint and "
-               "evaluation layouts, which makes it conservative), the difference of the "
-               f"last-rounds averages (Step 1: {late[1]} rounds, Step 2: {late[2]}; all tasks: "
-               "their mean) and the per-seed differences.")
+               f"evaluation layouts, which makes it conservative){late_text} and the per-seed "
+               "differences. SFT: each seed's SFT checkpoint.")
     header = ["task", "method", str(out.name), str(against.name), "difference [95% CI]",
-              "last rounds", "per seed"]
+              *(["last rounds"] if with_late else []), "per seed"]
     return "\n".join([caption, "", *markdown_table(header, rows)]) + "\n"
 
 
@@ -780,12 +804,11 @@ def _pooled_rate(evals: list[dict[str, Any]]) -> float:
     return k / n
 
 
-def _difference_cells(k: int, n: int, k_o: int, n_o: int, late_gap: float) -> list[str]:
-    """Both pooled rates, their difference [95% CI] and the last-rounds difference."""
+def _difference_cells(k: int, n: int, k_o: int, n_o: int) -> list[str]:
+    """Both pooled rates and their difference [95% CI]."""
     low, high = difference_interval(k, n, k_o, n_o)
     return [f"{k / n:.0%}", f"{k_o / n_o:.0%}",
-            f"{_points(k / n - k_o / n_o)} [{_points(low)}, {_points(high)}]",
-            _points(late_gap)]
+            f"{_points(k / n - k_o / n_o)} [{_points(low)}, {_points(high)}]"]
 
 
 def _points(x: float) -> str:

@@ -7,7 +7,8 @@ finished run, each seed's SFT checkpoint and the scripted expert, and prints the
 and targets tables on those trials. No training runs; the scores are saved as ``habc eval``
 result files (with failure stages) under ``OUT/rescore-<OFFSET>/<task>/``:
 ``expert.json`` and ``seed_<s>/{sft, step1_<method>, step2_<method>}.json``. Resumable: a
-score already saved for the same checkpoint and seeds is not evaluated again.
+score already saved for the same checkpoint and seeds is not evaluated again. With
+``--against DIR``, the two experiments' scores on the block are compared instead.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from habc.experiments.experiment import (
     ExperimentSpec,
     Job,
     ResultTables,
+    comparison_table,
     final_round,
     markdown_table,
     policy_cell,
@@ -191,6 +193,23 @@ def rescored_table(out: Path, spec: ExperimentSpec, offset: int, trials: int) ->
              "Targets on the rescored block:", "",
              *markdown_table(tables.target_header, tables.target_rows)]
     return "\n".join(lines) + "\n"
+
+
+def rescored_comparison(out: Path, against: Path, spec: ExperimentSpec, offset: int) -> str:
+    """``comparison_table`` of two experiment directories' scores on the block from ``offset``.
+
+    Both must have been rescored on that block (``--rescore OFFSET``); each side's scores are
+    read by task, so a multi-task experiment compares with single-task runs as it is.
+    """
+    for directory in (out, against):
+        if not (rescore_dir(directory, offset) / BLOCK_FILE).exists():
+            raise ConfigError(f"{directory} has no scores on the block from {offset}: run "
+                              f"habc experiment --rescore {offset} --out {directory} first")
+    block = replace(spec, eval_seed_offset=offset)
+    table = comparison_table(out, against, spec,
+                             (RescoredScores(rescore_dir(out, offset), block),
+                              RescoredScores(rescore_dir(against, offset), block)))
+    return f"On the rescored block from evaluation seed {EVAL_SEED_BASE + offset}:\n\n{table}"
 
 
 def rescore(spec: ExperimentSpec, out: Path, offset: int, trials: int, jobs: int,
