@@ -547,7 +547,7 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
             near = near_grasp_point(*hand_and_object(arrays), offset, config.approach_radius)
             stages = np.where(stages > 0, stages + 1, near)  # holding nothing: split by reach
         elif config.approach_radius is not None:
-            stages += approach_split(arrays.state[:, list(hand_dims)], grasps(arrays, threshold),
+            stages += approach_split(hand_and_object(arrays)[0], grasps(arrays, threshold),
                                      arrays.episode_starts, config.approach_radius)
         return stages[start:]
 

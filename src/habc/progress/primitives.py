@@ -183,6 +183,22 @@ def holding(state: npt.NDArray[np.bool_], opening: npt.NDArray[np.floating],
     return state & (position >= settle) & (opening > opening_above)
 
 
+def first_switches(switches: npt.NDArray[np.int64],
+                   episode_starts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The frame of each episode's first gripper switch (its first grasp, from open).
+
+    switches: (N,) ``gripper_switches``; episode_starts: (E,) ascending -> (E,) the flat frame
+    index, -1 for an episode whose gripper never switches.
+    """
+    ends = np.append(episode_starts[1:], len(switches))
+    first = np.full(len(episode_starts), -1, dtype=np.int64)
+    for e, (start, end) in enumerate(zip(episode_starts, ends, strict=True)):
+        switched = np.flatnonzero(switches[start:end] > 0)
+        if len(switched):
+            first[e] = start + switched[0]
+    return first
+
+
 def approach_split(position: npt.NDArray[np.floating], switches: npt.NDArray[np.int64],
                    episode_starts: npt.NDArray[np.int64], radius: float) -> npt.NDArray[np.int64]:
     """Whether the hand has come within reach of its episode's first grasp: 1 from then on.
@@ -206,11 +222,10 @@ def approach_split(position: npt.NDArray[np.floating], switches: npt.NDArray[np.
     """
     near = np.zeros(len(switches), dtype=np.int64)
     ends = np.append(episode_starts[1:], len(switches))
-    for start, end in zip(episode_starts, ends, strict=True):
-        switched = np.flatnonzero(switches[start:end] > 0)
-        if len(switched) == 0:
+    for start, end, grasp in zip(episode_starts, ends, first_switches(switches, episode_starts),
+                                 strict=True):
+        if grasp < 0:
             continue
-        grasp = start + switched[0]
         away = np.linalg.norm(position[start:grasp + 1] - position[grasp], axis=1) > radius
         outside = np.flatnonzero(away)
         near[start + (outside[-1] + 1 if len(outside) else 0):end] = 1
@@ -235,11 +250,9 @@ def grasp_offset(hand: npt.NDArray[np.floating], target: npt.NDArray[np.floating
     Raises:
         ConfigError: no episode's gripper switches.
     """
-    ends = np.append(episode_starts[1:], len(switches))
-    first = [start + np.flatnonzero(switches[start:end] > 0)[0]
-             for start, end in zip(episode_starts, ends, strict=True)
-             if (switches[start:end] > 0).any()]
-    if not first:
+    first = first_switches(switches, episode_starts)
+    first = first[first >= 0]
+    if len(first) == 0:
         raise ConfigError("no demo closes its gripper, so none shows where the object is "
                           "grasped")
     return np.median(hand[first] - target[first], axis=0)
