@@ -330,6 +330,12 @@ def test_gripper_stages_with_the_opening_count_only_closes_that_hold_something(t
     assert command_only.label(arrays, 8).tolist() == [0, 1, 1, 1, 0, 0, 1, 1, 1, 1]
     assert stages.source.endswith("holding: opening (state dim 2) above 0.3, 1 frames after "
                                   "a close")
+    # the demo's settled grasp reads 0.5 (frames 3-7): an opening_above of 0.5 or more cannot
+    # tell it from closing on nothing
+    with pytest.raises(ConfigError, match=r"slide-block: the demos' settled grasps read an "
+                       r"opening of 0.5 \(median\), and only 0% of them above opening_above 0.5"):
+        gripper_stages(arrays, ["slide-block"],
+                       GripperStageConfig(min_run=1, opening_dim=2, opening_above=0.5, settle=1))
     with pytest.raises(ConfigError, match="opening_dim 3 is outside the 3 state dimensions"):
         gripper_stages(arrays, ["slide-block"],
                        GripperStageConfig(opening_dim=3, opening_above=0.3))

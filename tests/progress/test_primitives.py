@@ -14,6 +14,7 @@ from habc.progress.primitives import (
     midpoint_threshold,
     near_grasp_point,
     num_stages_from_demos,
+    settled_openings,
     stages_from_switches,
 )
 
@@ -125,6 +126,21 @@ def test_holding_needs_a_settled_close_on_something():
     # settle 0 reads the opening at once: the closing fingers pass for holding
     assert holding(state, opening, np.array([0, 7]), 0.35, 0).astype(int).tolist() == \
         [0, 0, 1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0]
+
+
+def test_settled_openings_are_read_where_the_fingers_have_closed_for_settle_frames():
+    # the two episodes of the holding test: settled frames are run positions >= 2 of a closed
+    # run, whatever the opening reads (episode 1: frames 4-6; episode 2: frames 10-12)
+    state = np.array([0, 0, 1, 1, 1, 1, 1,
+                      0, 1, 1, 1, 1, 1], dtype=bool)
+    opening = np.array([1.0, 1.0, 0.9, 0.6, 0.45, 0.45, 0.44,
+                        1.0, 0.9, 0.6, 0.3, 0.3, 0.3])
+    assert settled_openings(state, opening, np.array([0, 7]), settle=2).tolist() == \
+        [0.45, 0.45, 0.44, 0.3, 0.3, 0.3]
+    # an episode boundary ends a run: episode 2's closed frames restart at position 0
+    joined = np.array([0, 1, 1, 1, 1, 1, 1], dtype=bool)
+    assert settled_openings(joined, np.arange(7.0), np.array([0, 4]), settle=2).tolist() == \
+        [3.0, 6.0]
 
 
 def test_the_opening_settings_go_together():

@@ -67,7 +67,8 @@ class GripperStageConfig:
     opening_above: float | None = None
     """With ``opening_dim``: the fingers hold something when their settled opening is above this
     (Meta-World: 0.30 closed on nothing, 0.44 on the puck). Successful demos rarely close on
-    nothing, so there is no default."""
+    nothing, so there is no default; stages fail on a task where most of the demos' settled
+    grasps read at or below it (Meta-World's peg-insert-side: 0.30 on the peg)."""
     settle: int = 15
     """With ``opening_dim``: frames the command must have been closed before the opening is read
     (the time the fingers take to close; Meta-World's take 13)."""
@@ -181,6 +182,19 @@ def holding(state: npt.NDArray[np.bool_], opening: npt.NDArray[np.floating],
     _, run_start = np.unique(run, return_index=True)
     position = np.arange(len(state)) - run_start[run]
     return state & (position >= settle) & (opening > opening_above)
+
+
+def settled_openings(state: npt.NDArray[np.bool_], opening: npt.NDArray[np.floating],
+                     episode_starts: npt.NDArray[np.int64],
+                     settle: int) -> npt.NDArray[np.floating]:
+    """The opening at the frames where the fingers have settled closed, whatever they hold.
+
+    state: (N,) the debounced gripper state, True when closed; opening: (N,); episode_starts:
+    (E,) ascending -> (M,) ``opening`` at the frames ``holding`` reads (closed for at least
+    ``settle`` frames before), in order. On successful demos these are grasps, so they show
+    whether ``opening_above`` tells a grasp from closing on nothing.
+    """
+    return opening[holding(state, opening, episode_starts, -np.inf, settle)]
 
 
 def first_switches(switches: npt.NDArray[np.int64],
