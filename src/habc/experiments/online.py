@@ -81,6 +81,7 @@ from habc.policy.backend import ChunkPolicy, checkpoint_tasks, load_policy, task
 from habc.progress.primitives import (
     GripperStageConfig,
     approach_split,
+    check_holding_test,
     debounced_state,
     grasp_offset,
     gripper_switches,
@@ -88,7 +89,6 @@ from habc.progress.primitives import (
     midpoint_threshold,
     near_grasp_point,
     num_stages_from_demos,
-    settled_openings,
     stages_from_switches,
 )
 from habc.rollout.actors import PolicyActor, make_policy_env
@@ -469,31 +469,6 @@ def stored_stages(num_stages: int, num_tasks: int = 1) -> StageLabels:
         return arrays.stage[start:]
 
     return StageLabels((num_stages,) * num_tasks, label, "the datasets' annotated stages")
-
-
-def check_holding_test(task: str, state: npt.NDArray[np.bool_], opening: npt.NDArray[np.floating],
-                       episode_starts: npt.NDArray[np.int64], opening_above: float,
-                       settle: int) -> None:
-    """Fail unless most of a task's settled demo grasps read as holding (``opening_above``).
-
-    Successful demos rarely close on nothing, so where their fingers have settled closed they
-    hold the object. If half or more of those frames read at or below ``opening_above``, the
-    opening cannot tell this task's grasps from closing on nothing (Meta-World's
-    peg-insert-side: 0.30 on the peg, as on nothing), and holding would switch only while the
-    fingers close. ``state`` (N,) is the demos' debounced gripper state, ``opening`` (N,).
-
-    Raises:
-        ConfigError: as above, naming the task and the grasps' median opening.
-    """
-    openings = settled_openings(state, opening, episode_starts, settle)
-    share = float(np.mean(openings > opening_above)) if len(openings) else 1.0
-    if share < 0.5:
-        raise ConfigError(
-            f"{task}: the demos' settled grasps read an opening of {np.median(openings):.3g} "
-            f"(median), and only {share:.0%} of them above opening_above {opening_above:.3g}, "
-            f"so the opening cannot tell this task's grasps from closing on nothing; drop "
-            f"opening_dim to count the command's switches, or set opening_above below the "
-            f"grasps' opening")
 
 
 def gripper_stages(demos: StoreArrays, tasks: Sequence[str],

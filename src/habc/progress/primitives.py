@@ -197,6 +197,31 @@ def settled_openings(state: npt.NDArray[np.bool_], opening: npt.NDArray[np.float
     return opening[holding(state, opening, episode_starts, -np.inf, settle)]
 
 
+def check_holding_test(task: str, state: npt.NDArray[np.bool_], opening: npt.NDArray[np.floating],
+                       episode_starts: npt.NDArray[np.int64], opening_above: float,
+                       settle: int) -> None:
+    """Fail unless most of a task's settled demo grasps read as holding (``opening_above``).
+
+    Successful demos rarely close on nothing, so where their fingers have settled closed they
+    hold the object. If half or more of those frames read at or below ``opening_above``, the
+    opening cannot tell this task's grasps from closing on nothing (Meta-World's
+    peg-insert-side: 0.30 on the peg, as on nothing), and holding would switch only while the
+    fingers close. ``state`` (N,) is the demos' debounced gripper state, ``opening`` (N,).
+
+    Raises:
+        ConfigError: as above, naming the task and the grasps' median opening.
+    """
+    openings = settled_openings(state, opening, episode_starts, settle)
+    share = float(np.mean(openings > opening_above)) if len(openings) else 1.0
+    if share < 0.5:
+        raise ConfigError(
+            f"{task}: the demos' settled grasps read an opening of {np.median(openings):.3g} "
+            f"(median), and only {share:.0%} of them above opening_above {opening_above:.3g}, "
+            f"so the opening cannot tell this task's grasps from closing on nothing; drop "
+            f"opening_dim to count the command's switches, or set opening_above below the "
+            f"grasps' opening")
+
+
 def first_switches(switches: npt.NDArray[np.int64],
                    episode_starts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """The frame of each episode's first gripper switch (its first grasp, from open).
