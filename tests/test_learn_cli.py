@@ -372,6 +372,23 @@ def test_gripper_stages_with_the_opening_count_only_closes_that_hold_something(t
                                                    0, 1, 0, 0, 0, 0, 1, 2, 2, 2]
     assert "the approach split 0.05 from the demos' grasp point on the object (hand state " \
         "dims 0, object 1; offsets slide-block [-0.02])" in on_object.source
+    # the last stage split at the goal: the object (state dim 1) against a "goal" in state dim
+    # 0. The demo ends with the object at 0.3 and the goal at 0.2, so its place is the goal +
+    # 0.1. The object is that far from it: demo 0.1, 0.09, 0.08, 0.08, then 0 x4; rollout 0.3,
+    # 0.1, 0.9, 0.5 x3, 0.08 x4. Within 0.085, frames in the last stage (2) move to stage 3.
+    at_goal = gripper_stages(arrays, ["slide-block"], GripperStageConfig(
+        min_run=1, opening_dim=2, opening_above=0.3, settle=1, approach_radius=0.05,
+        hand_dims=(0,), object_dims=(1,), goal_radius=0.085, carried_dims=(1,), goal_dims=(0,)))
+    assert at_goal.num_stages == (4,)
+    # demo frame 2 is near the place but in stage 1, so it stays there
+    assert at_goal.label(arrays, 0).tolist() == [1, 1, 1, 3, 3, 3, 3, 3,
+                                                 0, 1, 0, 0, 0, 0, 1, 3, 3, 3]
+    assert at_goal.source.endswith("; the last stage split 0.085 from the demos' final place at "
+                                   "the goal (object state dims 1, goal 0; offsets slide-block "
+                                   "[0.1])")
+    with pytest.raises(ConfigError, match="goal_dims 5 is outside the 3 state dimensions"):
+        gripper_stages(arrays, ["slide-block"], GripperStageConfig(
+            goal_radius=0.05, carried_dims=(1,), goal_dims=(5,)))
     with pytest.raises(ConfigError, match="slide-block: no demo closes its gripper"):
         gripper_stages(arrays, ["slide-block"], GripperStageConfig(
             threshold=9.0, approach_radius=0.05, hand_dims=(0,), object_dims=(1,)))

@@ -8,11 +8,12 @@ from habc.progress.primitives import (
     GripperStageConfig,
     approach_split,
     debounced_state,
+    goal_offset,
     grasp_offset,
     gripper_switches,
     holding,
     midpoint_threshold,
-    near_grasp_point,
+    near_point,
     num_stages_from_demos,
     settled_openings,
     stages_from_switches,
@@ -197,17 +198,41 @@ def test_the_grasp_offset_is_the_median_hand_to_object_offset_at_each_first_swit
         grasp_offset(hand, target, np.zeros(10, dtype=np.int64), starts)
 
 
-def test_near_grasp_point_measures_from_the_object_plus_the_offset():
+def test_near_point_measures_from_the_target_plus_the_offset():
     # grasp points: (0.1, 0.0) + (0.02, 0) = (0.12, 0); (0.5, 0.5) + (0.02, 0) = (0.52, 0.5).
     # Distances: 0.02, 0 (the hand on the point), 0.05 (0.03 in x, 0.04 in y), 0.12.
     hand = np.array([[0.10, 0.0], [0.52, 0.5], [0.55, 0.54], [0.0, 0.0]])
     target = np.array([[0.1, 0.0], [0.5, 0.5], [0.5, 0.5], [0.1, 0.0]])
     offset = np.array([0.02, 0.0])
-    assert near_grasp_point(hand, target, offset, 0.03).tolist() == [True, True, False, False]
-    assert near_grasp_point(hand, target, offset, 0.06).tolist() == [True, True, True, False]
+    assert near_point(hand, target, offset, 0.03).tolist() == [True, True, False, False]
+    assert near_point(hand, target, offset, 0.06).tolist() == [True, True, True, False]
     # a per-frame offset (N, D): the last frame's point moves onto the hand
     per_frame = np.array([[0.02, 0.0], [0.02, 0.0], [0.02, 0.0], [-0.1, 0.0]])
-    assert near_grasp_point(hand, target, per_frame, 0.03).tolist() == [True, True, False, True]
+    assert near_point(hand, target, per_frame, 0.03).tolist() == [True, True, False, True]
+
+
+def test_the_goal_offset_is_the_median_object_to_goal_offset_at_each_last_frame():
+    # three episodes ending at frames 2, 5, 9: object - goal there is (0.1, 0), (0.3, 0.02) and
+    # (0.2, -0.01), whose medians are 0.2 and 0
+    carried = np.zeros((10, 2))
+    goal = np.zeros((10, 2))
+    carried[[2, 5, 9]] = [[0.6, 0.5], [0.9, 0.52], [0.3, 0.49]]
+    goal[[2, 5, 9]] = [[0.5, 0.5], [0.6, 0.5], [0.1, 0.5]]
+    carried[3] = [5.0, 5.0]  # not a last frame: ignored
+    assert goal_offset(carried, goal, np.array([3, 6, 10])) == pytest.approx([0.2, 0.0])
+
+
+def test_the_goal_dims_are_checked():
+    with pytest.raises(ConfigError, match="goal_radius must be > 0"):
+        GripperStageConfig(goal_radius=0.0, carried_dims=(5,), goal_dims=(37,))
+    with pytest.raises(ConfigError, match="one goal dimension per carried dimension"):
+        GripperStageConfig(goal_radius=0.03, carried_dims=(5, 6), goal_dims=(37,))
+    with pytest.raises(ConfigError, match="one goal dimension per carried dimension"):
+        GripperStageConfig(goal_radius=0.03)
+    with pytest.raises(ConfigError, match="need goal_radius"):
+        GripperStageConfig(carried_dims=(5, 6), goal_dims=(37, 38))
+    config = GripperStageConfig(goal_radius=0.03, carried_dims=[5, 6], goal_dims=[37, 38])
+    assert (config.carried_dims, config.goal_dims) == ((5, 6), (37, 38))
 
 
 def test_the_object_dims_are_checked():

@@ -83,11 +83,12 @@ from habc.progress.primitives import (
     approach_split,
     check_holding_test,
     debounced_state,
+    goal_offset,
     grasp_offset,
     gripper_switches,
     holding,
     midpoint_threshold,
-    near_grasp_point,
+    near_point,
     num_stages_from_demos,
     stages_from_switches,
 )
@@ -480,7 +481,9 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
     something) rather than of the command. With ``config.approach_radius``, the approach splits
     where the hand came within reach of its first grasp (``approach_split``), one more stage;
     with ``config.object_dims`` too, while the hand is within reach of the point on the object
-    where the task's demos grasp it (``grasp_offset``, ``near_grasp_point``).
+    where the task's demos grasp it (``grasp_offset``, ``near_point``). With
+    ``config.goal_radius``, the last stage splits while the carried object is within reach of
+    where the task's demos leave it relative to the goal (``goal_offset``), one more stage.
 
     Raises:
         ConfigError: a gripper dimension outside the actions, an opening, hand or object
@@ -491,13 +494,18 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
     """
     hand_dims = config.hand_dims if config.approach_radius is not None else ()
     object_dims = config.object_dims or ()
+    carried_dims, goal_dims = config.carried_dims or (), config.goal_dims or ()
     for name, dim, kind, width in (("dim", config.dim, "action", demos.action.shape[1]),
                                    ("opening_dim", config.opening_dim, "state",
                                     demos.state.shape[1]),
                                    *(("hand_dims", d, "state", demos.state.shape[1])
                                      for d in hand_dims),
                                    *(("object_dims", d, "state", demos.state.shape[1])
-                                     for d in object_dims)):
+                                     for d in object_dims),
+                                   *(("carried_dims", d, "state", demos.state.shape[1])
+                                     for d in carried_dims),
+                                   *(("goal_dims", d, "state", demos.state.shape[1])
+                                     for d in goal_dims)):
         if dim is not None and not -width <= dim < width:
             raise ConfigError(f"gripper {name} {dim} is outside the {width} {kind} dimensions")
 
@@ -519,8 +527,13 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
             -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
         return arrays.state[:, list(hand_dims)], arrays.state[:, list(object_dims)]
 
+    def carried_and_goal(arrays: StoreArrays) \
+            -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+        return arrays.state[:, list(carried_dims)], arrays.state[:, list(goal_dims)]
+
     split = int(config.approach_radius is not None)  # the approach's second part: one stage
-    thresholds, offsets, num_stages = {}, {}, []
+    fit = int(config.goal_radius is not None)  # the last stage's second part: one stage
+    thresholds, offsets, goal_offsets, num_stages = {}, {}, {}, []
     for task in tasks:
         mine = (demos.task == task) & demos.success
         if not mine.any():
@@ -539,8 +552,10 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
                                              grasps(one, thresholds[task]), one.episode_starts)
             except ConfigError as e:
                 raise ConfigError(f"{task}: {e} (gripper object_dims)") from e
+        if fit:
+            goal_offsets[task] = goal_offset(*carried_and_goal(one), one.episode_ends)
         num_stages.append(num_stages_from_demos(
-            switches(one, thresholds[task])[one.episode_ends - 1]) + split)
+            switches(one, thresholds[task])[one.episode_ends - 1]) + split + fit)
     k = dict(zip(tasks, num_stages, strict=True))
 
     def label(arrays: StoreArrays, start: int) -> npt.NDArray[np.int64]:
@@ -548,15 +563,19 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
             raise StoreError(f"episodes of task {sorted(unknown)[0]} are not among "
                              f"{sorted(tasks)}")
         threshold = np.repeat([thresholds[t] for t in arrays.task], arrays.lengths)
-        cap = np.repeat([k[t] - split for t in arrays.task], arrays.lengths)
+        cap = np.repeat([k[t] - split - fit for t in arrays.task], arrays.lengths)
         stages = stages_from_switches(switches(arrays, threshold), cap)
         if object_dims and config.approach_radius is not None:
             offset = np.repeat([offsets[t] for t in arrays.task], arrays.lengths, axis=0)
-            near = near_grasp_point(*hand_and_object(arrays), offset, config.approach_radius)
+            near = near_point(*hand_and_object(arrays), offset, config.approach_radius)
             stages = np.where(stages > 0, stages + 1, near)  # holding nothing: split by reach
         elif config.approach_radius is not None:
             stages += approach_split(hand_and_object(arrays)[0], grasps(arrays, threshold),
                                      arrays.episode_starts, config.approach_radius)
+        if config.goal_radius is not None:
+            offset = np.repeat([goal_offsets[t] for t in arrays.task], arrays.lengths, axis=0)
+            placed = near_point(*carried_and_goal(arrays), offset, config.goal_radius)
+            stages += (stages == cap + split - 1) & placed  # in the last stage, at the goal
         return stages[start:]
 
     described = ", ".join(f"{t} K={k[t]} (closed above {thresholds[t]:.3g})" for t in tasks)
@@ -573,6 +592,13 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
     elif config.approach_radius is not None:
         described += (f"; the approach split {config.approach_radius:.3g} from the first grasp "
                       f"(state dims {', '.join(map(str, hand_dims))})")
+    if config.goal_radius is not None:
+        described += (f"; the last stage split {config.goal_radius:.3g} from the demos' final "
+                      f"place at the goal (object state dims {', '.join(map(str, carried_dims))}, "
+                      f"goal {', '.join(map(str, goal_dims))}; offsets "
+                      + ", ".join(f"{t} [{', '.join(f'{x:.3g}' for x in goal_offsets[t])}]"
+                                  for t in tasks)
+                      + ")")
     return StageLabels(tuple(num_stages), label, f"the gripper's switches: {described}")
 
 

@@ -34,8 +34,11 @@ the place it grasped at (``approach_split``): a place known in hindsight, from t
 command, on any arm. With the object's position in the state as well (``object_dims``: a sim's
 state, or a pose tracker's), the split is relative to the object instead: a frame that holds
 nothing is in the approach's second part while the hand is within reach of the place on the
-object where the demos grasp it (``grasp_offset``, ``near_grasp_point``), as a scripted
-expert's "above the object" test is.
+object where the demos grasp it (``grasp_offset``, ``near_point``), as a scripted
+expert's "above the object" test is. With the goal's position in the state too
+(``goal_radius``), the last stage splits where the carried object comes within reach of the
+place at the goal where the demos leave it (``goal_offset``): the final fit of an insertion,
+which the gripper does not mark.
 """
 
 from __future__ import annotations
@@ -85,7 +88,20 @@ class GripperStageConfig:
     dimension (Meta-World: 4, 5 for the first object's x, y). The split is then relative to the
     object: a frame holding nothing is in the approach's second part while the hand is within
     ``approach_radius`` of the object's position plus the median offset of the hand from it at
-    the demos' first close (``near_grasp_point``)."""
+    the demos' first close (``near_point``)."""
+
+    goal_radius: float | None = None
+    """When set, the last stage splits in two (K grows by one): a frame in it is one stage later
+    while the carried object is within this distance of the goal's position plus the median
+    offset of the object from the goal at the demos' last frame (``goal_offset``). Needs
+    ``carried_dims`` and ``goal_dims``. Meta-World's peg-insert-side (y and z, metres): 0.03,
+    its expert's test for a peg level with the hole."""
+    carried_dims: tuple[int, ...] | None = None
+    """With ``goal_radius``: the state dimensions of the carried object's position
+    (Meta-World: 4, 5, 6 for the first object's x, y, z; 5, 6 for y, z)."""
+    goal_dims: tuple[int, ...] | None = None
+    """With ``goal_radius``: the state dimensions of the goal's position, one per carried
+    dimension (Meta-World: 36, 37, 38 for x, y, z)."""
 
     def __post_init__(self) -> None:
         if self.min_run < 1:
@@ -108,6 +124,19 @@ class GripperStageConfig:
             if self.approach_radius is None:
                 raise ConfigError("gripper object_dims needs approach_radius: the reach of "
                                   "the grasp point")
+        for name in ("carried_dims", "goal_dims"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.goal_radius is not None:
+            if self.goal_radius <= 0:
+                raise ConfigError("gripper goal_radius must be > 0")
+            if not self.carried_dims or self.goal_dims is None \
+                    or len(self.goal_dims) != len(self.carried_dims):
+                raise ConfigError("gripper goal_radius needs carried_dims and goal_dims, one goal "
+                                  "dimension per carried dimension")
+        elif self.carried_dims is not None or self.goal_dims is not None:
+            raise ConfigError("gripper carried_dims and goal_dims need goal_radius: the reach of "
+                              "the object's place at the goal")
 
 
 def debounced_state(closed: npt.NDArray[np.bool_], episode_starts: npt.NDArray[np.int64],
@@ -297,13 +326,31 @@ def grasp_offset(hand: npt.NDArray[np.floating], target: npt.NDArray[np.floating
     return np.median(hand[first] - target[first], axis=0)
 
 
-def near_grasp_point(hand: npt.NDArray[np.floating], target: npt.NDArray[np.floating],
-                     offset: npt.NDArray[np.floating], radius: float) -> npt.NDArray[np.bool_]:
-    """Whether the hand is within ``radius`` of the grasp point ``target + offset``.
+def near_point(position: npt.NDArray[np.floating], target: npt.NDArray[np.floating],
+               offset: npt.NDArray[np.floating], radius: float) -> npt.NDArray[np.bool_]:
+    """Whether ``position`` is within ``radius`` of the point ``target + offset``.
 
-    hand, target: (N, D); offset: (D,) or (N, D) (``grasp_offset``) -> (N,).
+    The hand of the grasp point (``grasp_offset``), or the carried object of its place at the
+    goal (``goal_offset``). position, target: (N, D); offset: (D,) or (N, D) -> (N,).
     """
-    return np.linalg.norm(hand - (target + offset), axis=1) <= radius
+    return np.linalg.norm(position - (target + offset), axis=1) <= radius
+
+
+def goal_offset(carried: npt.NDArray[np.floating], goal: npt.NDArray[np.floating],
+                episode_ends: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Where the task leaves the object relative to its goal: the median final offset.
+
+    Args:
+        carried: (N, D) the carried object's position.
+        goal: (N, D) the goal's position, in the same dimensions.
+        episode_ends: (E,) one past each episode's last frame, ascending; E >= 1.
+
+    Returns:
+        (D,) the per-dimension median, over the episodes, of ``carried - goal`` at each
+        episode's last frame (successful demos: where the object ends up when the task is done).
+    """
+    last = episode_ends - 1
+    return np.median(carried[last] - goal[last], axis=0)
 
 
 def midpoint_threshold(command: npt.NDArray[np.floating]) -> float:
