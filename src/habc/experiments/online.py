@@ -486,8 +486,8 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
     where the task's demos leave it relative to the goal (``goal_offset``), one more stage.
 
     Raises:
-        ConfigError: a gripper dimension outside the actions, an opening, hand or object
-            dimension outside the states, a task without a successful demo, with
+        ConfigError: a gripper dimension outside the actions, an opening, hand, object,
+            carried or goal dimension outside the states, a task without a successful demo, with
             ``opening_dim``, a task whose demos' grasps the opening does not tell from closing
             on nothing (``check_holding_test``), or, with ``object_dims``, a task none of whose
             successful demos closes the gripper.
