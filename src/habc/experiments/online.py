@@ -578,27 +578,27 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
             stages += (stages == cap + split - 1) & placed  # in the last stage, at the goal
         return stages[start:]
 
+    def listed(dims: Sequence[int]) -> str:
+        return ", ".join(map(str, dims))
+
+    def per_task(by_task: dict[str, npt.NDArray[np.float64]]) -> str:
+        return ", ".join(f"{t} [{', '.join(f'{x:.3g}' for x in by_task[t])}]" for t in tasks)
+
     described = ", ".join(f"{t} K={k[t]} (closed above {thresholds[t]:.3g})" for t in tasks)
     if config.opening_dim is not None:
         described += (f"; holding: opening (state dim {config.opening_dim}) above "
                       f"{config.opening_above:.3g}, {config.settle} frames after a close")
     if object_dims:
         described += (f"; the approach split {config.approach_radius:.3g} from the demos' grasp "
-                      f"point on the object (hand state dims {', '.join(map(str, hand_dims))}, "
-                      f"object {', '.join(map(str, object_dims))}; offsets "
-                      + ", ".join(f"{t} [{', '.join(f'{x:.3g}' for x in offsets[t])}]"
-                                  for t in tasks)
-                      + ")")
+                      f"point on the object (hand state dims {listed(hand_dims)}, object "
+                      f"{listed(object_dims)}; offsets {per_task(offsets)})")
     elif config.approach_radius is not None:
         described += (f"; the approach split {config.approach_radius:.3g} from the first grasp "
-                      f"(state dims {', '.join(map(str, hand_dims))})")
+                      f"(state dims {listed(hand_dims)})")
     if config.goal_radius is not None:
         described += (f"; the last stage split {config.goal_radius:.3g} from the demos' final "
-                      f"place at the goal (object state dims {', '.join(map(str, carried_dims))}, "
-                      f"goal {', '.join(map(str, goal_dims))}; offsets "
-                      + ", ".join(f"{t} [{', '.join(f'{x:.3g}' for x in goal_offsets[t])}]"
-                                  for t in tasks)
-                      + ")")
+                      f"place at the goal (object state dims {listed(carried_dims)}, goal "
+                      f"{listed(goal_dims)}; offsets {per_task(goal_offsets)})")
     return StageLabels(tuple(num_stages), label, f"the gripper's switches: {described}")
 
 
