@@ -343,6 +343,63 @@ def test_targets_compare_pooled_rates_hand_computed(tmp_path):
     assert "| reach | 95% vs 90%: **met** |" in table  # no expert measured: the 90% bar
 
 
+def test_all_tasks_targets_pool_the_tasks_hand_computed(tmp_path):
+    spec = ExperimentSpec(name="t", tasks=(("reach", 2), ("push", 2)), seeds=(0, 1),
+                          step1_methods=("dagger", "habc_v", "habc"), step1_rounds=1,
+                          step2_methods=("habc_ir",), step2_rounds=1)
+    rates = {"reach": {("step1", "dagger"): ([0.2, 0.5], [0.2, 0.6]),
+                       ("step1", "habc_v"): ([0.2, 0.7], [0.2, 0.7]),
+                       ("step1", "habc"): ([0.2, 0.9], [0.2, 1.0]),
+                       ("step2", "habc_ir"): ([0.2, 0.9, 0.9], [0.2, 1.0, 1.0])},
+             "push": {("step1", "dagger"): ([0.1, 0.6], [0.1, 0.7]),
+                      ("step1", "habc_v"): ([0.1, 0.5], [0.1, 0.5]),
+                      ("step1", "habc"): ([0.1, 0.7], [0.1, 0.8]),
+                      ("step2", "habc_ir"): ([0.1, 0.7, 0.8], [0.1, 0.8, 0.8])}}
+    for task, runs in rates.items():
+        for (step, method), per_seed in runs.items():
+            for s, r in enumerate(per_seed):
+                _write_rounds(tmp_path / task / f"seed_{s}" / step / method, r)
+    # push's habc_v is slower than its habc (101): 90 steps on round 1 of both seeds is faster.
+    for s in (0, 1):
+        path = tmp_path / f"push/seed_{s}/step1/habc_v/rounds/round_001.json"
+        record = json.loads(path.read_text())
+        record["eval"]["mean_success_length"] = 90.0
+        path.write_text(json.dumps(record))
+    table = results_table(tmp_path, spec)
+    assert "the row 'all tasks' pools the trials" in table
+    row = next(line for line in table.splitlines() if line.startswith("| all tasks |"))
+    # HABC+IR: reach 19 of 20 >= 90%, push 16 of 20 = 80% < 90% (no expert: the 90% bar).
+    # HABC 9 + 10 + 7 + 8 = 34 of 40 against SFT (round 0) 2 + 2 + 1 + 1 = 6 of 40 and DAgger
+    # 5 + 6 + 6 + 7 = 24 of 40; no recap run. Lengths: reach 101 <= 101, push 101 > 90.
+    sft_low, sft_high = difference_interval(34, 40, 6, 40)
+    d_low, d_high = difference_interval(34, 40, 24, 40)
+    assert sft_low > 0 and d_low > 0
+    assert row == ("| all tasks | met on 1 of 2 tasks | "
+                   f"85% vs 15%: +70 [{100 * sft_low:+.0f}, {100 * sft_high:+.0f}], **met** | "
+                   f"85% vs 60%: +25 [{100 * d_low:+.0f}, {100 * d_high:+.0f}], **met** | - | "
+                   "met on 1 of 2 tasks |")
+    # One task's DAgger not finished, and reach's DAgger at 90% on both seeds: it pools reach
+    # alone, 19 of 20 against 18 of 20, an interval that reaches below 0, so not a win.
+    # HABC+IR's check names the task that has not finished.
+    (tmp_path / "push/seed_1/step1/dagger/rounds/round_001.json").unlink()
+    (tmp_path / "push/seed_1/step2/habc_ir/rounds/round_002.json").unlink()
+    for s in (0, 1):
+        path = tmp_path / f"reach/seed_{s}/step1/dagger/rounds/round_001.json"
+        record = json.loads(path.read_text())
+        record["eval"]["success_rate"] = 0.9
+        path.write_text(json.dumps(record))
+    row = next(line for line in results_table(tmp_path, spec).splitlines()
+               if line.startswith("| all tasks |"))
+    d_low, d_high = difference_interval(19, 20, 18, 20)
+    assert d_low < 0 < d_high
+    assert row.split(" | ")[1] == "met on 1 of 1 tasks, 1 not finished"
+    assert row.split(" | ")[3] == (f"95% vs 90%: +5 [{100 * d_low:+.0f}, {100 * d_high:+.0f}], "
+                                   "missed; 1 of 2 tasks")
+    one_task = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1),
+                              step1_methods=("habc",), step1_rounds=1, step2_methods=())
+    assert "all tasks" not in results_table(tmp_path, one_task)
+
+
 def test_last_rounds_table_hand_computed(tmp_path):
     spec = ExperimentSpec(name="t", tasks=(("reach", 2),), seeds=(0, 1), step1_methods=("habc",),
                           step1_rounds=3, step2_methods=("habc_ir",), step2_rounds=2)

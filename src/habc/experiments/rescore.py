@@ -190,7 +190,7 @@ def rescored_table(out: Path, spec: ExperimentSpec, offset: int, trials: int) ->
     """Markdown of the results and targets on the rescored block."""
     header, tables = rescored_results(out, spec, offset, trials)
     lines = [header, "", tables.caption, "", *markdown_table(tables.header, tables.rows), "",
-             "Targets on the rescored block:", "",
+             f"On the rescored block: {tables.target_caption}", "",
              *markdown_table(tables.target_header, tables.target_rows)]
     return "\n".join(lines) + "\n"
 

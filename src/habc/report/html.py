@@ -110,9 +110,7 @@ def _experiment_tables(out: Path, spec_json: dict[str, Any]) -> str:
 
     return (f"<h2>Results</h2><p>{html.escape(tables.caption)}</p>"
             + _table(tables.header, cells(tables.rows))
-            + "<h3>Targets</h3><p>Pooled rates, then HABC's gap to the other method on each "
-              "seed in points (same SFT checkpoint and evaluation seeds, so a paired view); a "
-              "target is checked once every seed of its runs has finished.</p>"
+            + f"<h3>Targets</h3><p>{html.escape(tables.target_caption)}</p>"
             + _table(tables.target_header, cells(tables.target_rows))
             + f"<h3>Last rounds</h3><p>{html.escape(tables.late_caption)}</p>"
             + _table(tables.late_header, cells(tables.late_rows))
