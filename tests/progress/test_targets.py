@@ -7,7 +7,6 @@ import torch
 from habc.progress.targets import (
     chunk_progress_weight,
     dense_progress,
-    dense_reward,
     progress_mse,
     within_stage_progress,
 )
@@ -40,8 +39,10 @@ def test_dense_progress_takes_a_per_sample_k():
     torch.testing.assert_close(p, t([0.75, 0.5]))
 
 
-def test_dense_reward_is_the_next_progress_minus_this_one():
-    torch.testing.assert_close(dense_reward(t([0.1, 0.3, 0.2])), t([0.2, -0.1]))
+def test_chunk_weight_sums_the_dense_rewards_over_the_chunk():
+    # p = 0.1, 0.3, 0.2, 0.6 along a chunk: r_t = p_{t+1} - p_t = +0.2, -0.1, +0.4, sum 0.5.
+    w = chunk_progress_weight(t([0.1]), t([0.6]))
+    torch.testing.assert_close(w, t([0.2 - 0.1 + 0.4]))
 
 
 def test_chunk_weight_is_the_chunks_progress_clipped_to_0_1():

@@ -41,13 +41,11 @@ def dense_progress(stage: Tensor | npt.NDArray[np.integer],
     return (torch.as_tensor(stage).float() + torch.as_tensor(within).float()) / num_stages
 
 
-def dense_reward(progress: Tensor) -> Tensor:
-    """``r_t = p_{t+1} - p_t`` along one episode: (T,) -> (T - 1,)."""
-    return progress[1:] - progress[:-1]
-
-
 def chunk_progress_weight(p_start: Tensor, p_end: Tensor) -> Tensor:
     """Pre-normalisation weight of ``rabc``: the progress over a chunk, clipped to [0, 1].
+
+    The chunk's progress is the sum of SPEC's dense rewards ``r_t = p_{t+1} - p_t`` over its
+    steps, which telescopes to ``p_end - p_start``.
 
     p_start: (B,) progress at the chunk's first step; p_end: (B,) at its last -> (B,).
     """
