@@ -498,14 +498,12 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
     for name, dim, kind, width in (("dim", config.dim, "action", demos.action.shape[1]),
                                    ("opening_dim", config.opening_dim, "state",
                                     demos.state.shape[1]),
-                                   *(("hand_dims", d, "state", demos.state.shape[1])
-                                     for d in hand_dims),
-                                   *(("object_dims", d, "state", demos.state.shape[1])
-                                     for d in object_dims),
-                                   *(("carried_dims", d, "state", demos.state.shape[1])
-                                     for d in carried_dims),
-                                   *(("goal_dims", d, "state", demos.state.shape[1])
-                                     for d in goal_dims)):
+                                   *((name, d, "state", demos.state.shape[1])
+                                     for name, dims in (("hand_dims", hand_dims),
+                                                        ("object_dims", object_dims),
+                                                        ("carried_dims", carried_dims),
+                                                        ("goal_dims", goal_dims))
+                                     for d in dims)):
         if dim is not None and not -width <= dim < width:
             raise ConfigError(f"gripper {name} {dim} is outside the {width} {kind} dimensions")
 
@@ -523,13 +521,9 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
         return gripper_switches(arrays.action[:, config.dim] > threshold, arrays.episode_starts,
                                 config.min_run)
 
-    def hand_and_object(arrays: StoreArrays) \
-            -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
-        return arrays.state[:, list(hand_dims)], arrays.state[:, list(object_dims)]
-
-    def carried_and_goal(arrays: StoreArrays) \
-            -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
-        return arrays.state[:, list(carried_dims)], arrays.state[:, list(goal_dims)]
+    def position(arrays: StoreArrays, dims: Sequence[int]) -> npt.NDArray[np.floating]:
+        """The state's columns ``dims``: (N, len(dims))."""
+        return arrays.state[:, list(dims)]
 
     split = int(config.approach_radius is not None)  # the approach's second part: one stage
     fit = int(config.goal_radius is not None)  # the last stage's second part: one stage
@@ -548,12 +542,13 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
                                config.opening_above, config.settle)
         if object_dims:
             try:
-                offsets[task] = grasp_offset(*hand_and_object(one),
+                offsets[task] = grasp_offset(position(one, hand_dims), position(one, object_dims),
                                              grasps(one, thresholds[task]), one.episode_starts)
             except ConfigError as e:
                 raise ConfigError(f"{task}: {e} (gripper object_dims)") from e
         if fit:
-            goal_offsets[task] = goal_offset(*carried_and_goal(one), one.episode_ends)
+            goal_offsets[task] = goal_offset(position(one, carried_dims), position(one, goal_dims),
+                                             one.episode_ends)
         num_stages.append(num_stages_from_demos(
             switches(one, thresholds[task])[one.episode_ends - 1]) + split + fit)
     k = dict(zip(tasks, num_stages, strict=True))
@@ -567,14 +562,16 @@ def gripper_stages(demos: StoreArrays, tasks: Sequence[str],
         stages = stages_from_switches(switches(arrays, threshold), cap)
         if object_dims and config.approach_radius is not None:
             offset = np.repeat([offsets[t] for t in arrays.task], arrays.lengths, axis=0)
-            near = near_point(*hand_and_object(arrays), offset, config.approach_radius)
+            near = near_point(position(arrays, hand_dims), position(arrays, object_dims), offset,
+                              config.approach_radius)
             stages = np.where(stages > 0, stages + 1, near)  # holding nothing: split by reach
         elif config.approach_radius is not None:
-            stages += approach_split(hand_and_object(arrays)[0], grasps(arrays, threshold),
+            stages += approach_split(position(arrays, hand_dims), grasps(arrays, threshold),
                                      arrays.episode_starts, config.approach_radius)
         if config.goal_radius is not None:
             offset = np.repeat([goal_offsets[t] for t in arrays.task], arrays.lengths, axis=0)
-            placed = near_point(*carried_and_goal(arrays), offset, config.goal_radius)
+            placed = near_point(position(arrays, carried_dims), position(arrays, goal_dims), offset,
+                                config.goal_radius)
             stages += (stages == cap + split - 1) & placed  # in the last stage, at the goal
         return stages[start:]
 

@@ -115,18 +115,16 @@ class GripperStageConfig:
             raise ConfigError("gripper approach_radius must be > 0")
         if not self.hand_dims:
             raise ConfigError("gripper hand_dims needs at least one state dimension")
-        object.__setattr__(self, "hand_dims", tuple(self.hand_dims))  # a JSON list, say
+        for name in ("hand_dims", "object_dims", "carried_dims", "goal_dims"):  # JSON lists
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.object_dims is not None:
-            object.__setattr__(self, "object_dims", tuple(self.object_dims))
             if len(self.object_dims) != len(self.hand_dims):
                 raise ConfigError(f"gripper object_dims needs one dimension per hand dimension "
                                   f"({len(self.hand_dims)}), not {len(self.object_dims)}")
             if self.approach_radius is None:
                 raise ConfigError("gripper object_dims needs approach_radius: the reach of "
                                   "the grasp point")
-        for name in ("carried_dims", "goal_dims"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.goal_radius is not None:
             if self.goal_radius <= 0:
                 raise ConfigError("gripper goal_radius must be > 0")
