@@ -108,6 +108,7 @@ def test_eval_counts_failures_by_the_experts_stage(tmp_path):
     result = json.loads(out.read_text())
     assert result["n_successes"] == 2
     assert result["failures_by_stage"] == {"furthest": [0, 0, 0, 0], "last": [0, 0, 0, 0]}
+    assert result["n_unstable"] == 0 and not any(t["unstable"] for t in result["trials"])
 
 
 def test_train_resumes_from_last_checkpoint(tmp_path):

@@ -11,6 +11,7 @@ from habc.envs.registry import (
     make_expert,
     train_seeds,
 )
+from habc.episodes.episode import Controller
 from habc.errors import ConfigError, UnknownTaskError
 
 
@@ -78,3 +79,37 @@ def test_reset_requires_seed():
     env = make_env(get_task("reach"))
     with pytest.raises(ValueError):
         env.reset()
+
+
+def test_unstable_physics_ends_the_episode_as_a_failure_with_the_last_stable_state():
+    """MuJoCo resets a blown-up scene and carries on; the episode must stop there instead."""
+    from habc.episodes.episode import EpisodeSource
+    from habc.rollout.runner import run_episode
+
+    class BlowUpAtStep:  # pushes right, then a huge force on one joint at step 5
+        def __init__(self, env):
+            self.env, self.t = env, 0
+
+        def reset(self):
+            self.t = 0
+
+        def act(self, obs, raw_state):
+            self.t += 1
+            self.env.sim.data.qfrc_applied[:] = 1e12 if self.t == 5 else 0.0
+            return np.array([1.0, 0, 0, 0], np.float32), Controller.POLICY, 0
+
+    env = make_env(get_task("reach"), max_steps=50)
+    with pytest.warns(UserWarning, match="reach seed 3: .*unstable at step 5"):
+        episode = run_episode(env, BlowUpAtStep(env), seed=3, source=EpisodeSource.ROLLOUT)
+    assert episode.length == 5 and not episode.success and env.unstable
+    assert (np.diff(episode.state[:, 0]) > 0).all()  # the hand moved right at every step
+    # MuJoCo moved the scene elsewhere; the env keeps the last stable state (after step 4)
+    assert np.linalg.norm(env.sim.tcp_center - env.raw_state[:3]) > 0.1
+    np.testing.assert_allclose(env.raw_state, episode.state[-1], atol=1e-6)
+    with pytest.warns(UserWarning, match="unstable at step 6"):  # and stays ended
+        obs, _, terminated, truncated, info = env.step(np.zeros(4, np.float32))
+    assert truncated and not terminated and info == {"success": False, "progress": 0.0,
+                                                      "unstable": True}
+    np.testing.assert_array_equal(obs["state"], episode.state[-1])
+    env.reset(seed=3)
+    assert not env.unstable  # a reset clears it

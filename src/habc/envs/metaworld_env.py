@@ -11,6 +11,12 @@ plus ``image.<camera>``: (H, W, 3) uint8 for each camera the env was built with 
 ``terminated`` is True on success; ``truncated`` is True at the step limit. ``info["success"]``
 is the normalised success signal; ``info["progress"]`` is a privileged task-progress signal in
 [0, 1] (Meta-World's shaped reward / 10), for the simulated operator only.
+
+When MuJoCo's physics goes unstable (a NaN or huge acceleration), MuJoCo resets the whole scene
+to its model defaults and carries on, so the rest of the episode would run in a teleported
+world. Here such an episode ends at that step as a failure (``truncated``, ``info["unstable"]``),
+keeping the last stable observation, which is what Meta-World's own ``step`` means to do
+("penalize for causing instability"); a ``UserWarning`` names the task, seed and step.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import numpy.typing as npt
 
@@ -66,6 +73,8 @@ class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[Any]], npt.NDArray[np.float
         self.metadata = {"render_fps": round(1.0 / sim.dt)}
         self._raw: npt.NDArray[np.float64] | None = None
         self._steps = 0
+        self._seed = 0
+        self._last_obs: dict[str, npt.NDArray[Any]] = {}
 
     @property
     def fps(self) -> int:
@@ -81,6 +90,11 @@ class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[Any]], npt.NDArray[np.float
     def action_dim(self) -> int:
         """Width of the action."""
         return int(self.action_space.shape[0])
+
+    @property
+    def unstable(self) -> bool:
+        """Whether the physics went unstable in this episode (which then ended as a failure)."""
+        return int(self.sim.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number) > 0
 
     @property
     def raw_state(self) -> npt.NDArray[np.float64]:
@@ -103,10 +117,12 @@ class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[Any]], npt.NDArray[np.float
             raise ValueError("MetaWorldTaskEnv.reset needs an explicit seed")
         super().reset(seed=seed)
         self.sim.seed(seed)
-        raw, _ = self.sim.reset()
+        raw, _ = self.sim.reset()  # MuJoCo's reset also clears its warning counters
         self._raw = raw
         self._steps = 0
-        return self._obs(raw), {"success": False, "progress": 0.0}
+        self._seed = seed
+        self._last_obs = self._obs(raw)
+        return self._last_obs, {"success": False, "progress": 0.0}
 
     def step(
         self, action: npt.NDArray[np.float32]
@@ -114,12 +130,20 @@ class MetaWorldTaskEnv(gym.Env[dict[str, npt.NDArray[Any]], npt.NDArray[np.float
         """Apply one action (clipped to [-1, 1])."""
         clipped = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
         raw, reward, _, _, sim_info = self.sim.step(clipped)
-        self._raw = raw
         self._steps += 1
+        if self.unstable:
+            warnings.warn(f"{self.task.name} seed {self._seed}: MuJoCo's physics went unstable "
+                          f"at step {self._steps}; the episode ends there as a failure",
+                          stacklevel=2)
+            return self._last_obs, 0.0, False, True, {
+                "success": False, "progress": 0.0, "unstable": True}
+        self._raw = raw
         success = bool(sim_info["success"])
         truncated = not success and self._steps >= self.max_steps
-        info = {"success": success, "progress": float(np.clip(reward / 10.0, 0.0, 1.0))}
-        return self._obs(raw), float(reward), success, truncated, info
+        info = {"success": success, "progress": float(np.clip(reward / 10.0, 0.0, 1.0)),
+                "unstable": False}
+        self._last_obs = self._obs(raw)
+        return self._last_obs, float(reward), success, truncated, info
 
     def close(self) -> None:
         """Release the simulator and the renderer."""

@@ -139,7 +139,8 @@ def _run_trial(seed: int) -> dict[str, Any]:
     wall = time.perf_counter() - start
     stages = _WORKER["phases"](episode.state)
     return {"seed": seed, "success": episode.success, "length": episode.length, "wall_s": wall,
-            "stage_last": int(stages[-1]), "stage_furthest": int(stages.max())}
+            "stage_last": int(stages[-1]), "stage_furthest": int(stages.max()),
+            "unstable": env.unstable}
 
 
 def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any]:
@@ -199,6 +200,7 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
         "ci95_high": high,
         "mean_success_length": mean_success_length(success, length),
         "env_steps": int(length.sum()),
+        "n_unstable": sum(r["unstable"] for r in rows),
         "num_stages": num_stages,
         "failures_by_stage": {
             key: failures_by_stage(success, np.array([r[f"stage_{key}"] for r in rows]),
@@ -206,7 +208,8 @@ def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any
         "wall_s": wall,
         "workers": workers,
         "trials": [{"seed": r["seed"], "success": bool(r["success"]), "length": int(r["length"]),
-                    "stage_furthest": r["stage_furthest"], "stage_last": r["stage_last"]}
+                    "stage_furthest": r["stage_furthest"], "stage_last": r["stage_last"],
+                    "unstable": r["unstable"]}
                    for r in rows],
     }
     out = config.out or (Path(config.checkpoint) if config.checkpoint is not None
@@ -261,5 +264,7 @@ def format_failures(result: dict[str, Any]) -> str | None:
     if not failed or result["num_stages"] < 2:
         return None
     counts = {key: format_stage_counts(result["failures_by_stage"][key]) for key in STAGE_KEYS}
+    unstable = result.get("n_unstable", 0)  # results written before session 33 lack the count
     return (f"{failed} failed trials by the scripted expert's stage (0-{result['num_stages'] - 1})"
-            f": furthest reached {counts['furthest']}; at the end {counts['last']}")
+            f": furthest reached {counts['furthest']}; at the end {counts['last']}"
+            + (f"; {unstable} ended when the physics went unstable" if unstable else ""))
