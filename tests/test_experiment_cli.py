@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from rich.console import Console
 
 from habc.cli import main
@@ -61,6 +62,9 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     assert not json.loads((cell / "step2/habc/rounds/round_002.json").read_text())["ir_enabled"]
     table = (out / "results.md").read_text()
     assert "| reach (2 demos) |" in table and "habc_ir" in table
+    assert "Provenance: 1 invocation(s) on 1 distinct code and machine" in table
+    (entry,) = [json.loads(line) for line in (out / "provenance.jsonl").read_text().splitlines()]
+    assert entry["jobs"] == 2 and entry["packages"]["torch"] == torch.__version__
     expert = json.loads((out / "reach/expert.json").read_text())
     assert expert["controller"] == "expert" and expert["n_trials"] == 2
     assert main(["report", str(out), "--no-animations"]) == 0  # the page leads with the tables
@@ -79,12 +83,14 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     records = tmp_path / "records"
     assert (records / "reach/seed_0/step2/habc_ir/rounds/round_002.json").exists()
     assert not list(records.glob("**/*.safetensors")) and not list(records.glob("**/*.parquet"))
+    assert (records / "provenance.jsonl").read_text() == (out / "provenance.jsonl").read_text()
     spec = ExperimentConfig(preset="smoke").spec()
     assert results_table(records, spec) == results_table(out, spec)
 
     before = {p: p.stat().st_mtime for p in out.glob("**/rounds/*.json")}
     assert main([*args, "--seeds", "0"]) == 0  # resume: nothing finished is redone
     assert {p: p.stat().st_mtime for p in out.glob("**/rounds/*.json")} == before
+    assert "Provenance: 2 invocation(s) on 1 distinct" in (out / "results.md").read_text()
 
     # A spec with more Step-2 rounds (as benchmark-3k-long is to benchmark-3k) extends only the
     # Step-2 runs of a finished directory, and its table reports the new last round. Step-2
@@ -124,6 +130,7 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     assert main([*rescore, "--table-only"]) == 0 and main(rescore) == 0
     assert {p: p.stat().st_mtime for p in scores.glob("**/*.json")} == stamps
     assert "| reach | " in (out / "rescore-100000/results.md").read_text()
+    assert "Provenance: 2 invocation(s)" in (out / "rescore-100000/results.md").read_text()
     # A spec whose Step 2 ends a round later scores that round's policy instead.
     assert main(["experiment", "--config-file", str(tmp_path / "long.json"), "--out", str(out),
                  "--rescore", "100000", "--rescore-trials", "2", "--jobs", "1"]) == 0

@@ -38,6 +38,7 @@ from habc.errors import ConfigError, HabcError
 from habc.evaluation.evaluate import EvalConfig, evaluate
 from habc.evaluation.stats import difference_interval, wilson_interval
 from habc.experiments.online import METHODS, OnlineConfig, run_online
+from habc.experiments.provenance import PROVENANCE_FILE, machines_line, record_invocation
 from habc.experiments.tables import load_rounds, run_label, step2_source, task_rounds
 from habc.learner.online import OWN_POOL_METHODS, LearnerConfig
 from habc.learner.sft import TrainConfig, train_sft
@@ -479,10 +480,12 @@ def run_jobs(jobs: list[Job], workers: int, console: Console) -> None:
                 progress.advance(bar)
 
 
-RECORD_PATTERNS = ("spec.json", "results.md", f"*/{EXPERT_FILE}", "*/seed_*/sft/train_log.csv",
+RECORD_PATTERNS = ("spec.json", "results.md", PROVENANCE_FILE, f"*/{EXPERT_FILE}",
+                   "*/seed_*/sft/train_log.csv",
                    "*/seed_*/step*/*.log", "*/seed_*/step*/*/config.json",
                    "*/seed_*/step*/*/rounds/round_*.json", "rescore-*/block.json",
-                   "rescore-*/results.md", f"rescore-*/*/{EXPERT_FILE}",
+                   "rescore-*/results.md", f"rescore-*/{PROVENANCE_FILE}",
+                   f"rescore-*/*/{EXPERT_FILE}",
                    "rescore-*/*/seed_*/*.json")
 """What ``export_records`` copies: everything the results tables read (the rescored blocks'
 too), and the logs."""
@@ -559,12 +562,13 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
     merged = directory_spec(json.loads(spec_file.read_text()) if spec_file.exists() else None,
                             current)
     spec_file.write_text(json.dumps(merged, indent=2))
+    record_invocation(out, config.jobs)
     start = time.perf_counter()
     run_jobs(experiment_jobs(spec, out), config.jobs, console)
     wall = time.perf_counter() - start
     table = results_table(out, ExperimentSpec.from_json(merged))
     (out / "results.md").write_text(table + f"\nWall-clock of this invocation: {wall:.0f} s "
-                                    f"with {config.jobs} parallel jobs.\n")
+                                    f"with {config.jobs} parallel jobs.\n{machines_line(out)}\n")
     console.print(table, soft_wrap=True)
     if config.report:
         from habc.report.html import ReportConfig, build_report

@@ -36,6 +36,7 @@ from habc.experiments.experiment import (
     result_tables,
     run_jobs,
 )
+from habc.experiments.provenance import machines_line, record_invocation
 from habc.experiments.tables import load_rounds
 
 RESCORE_PREFIX = "rescore-"
@@ -218,12 +219,14 @@ def rescore(spec: ExperimentSpec, out: Path, offset: int, trials: int, jobs: int
     check_block(spec, offset, trials)
     if not out.is_dir():
         raise ConfigError(f"no experiment directory {out}")
-    if not table_only:
-        run_jobs(score_jobs(spec, out, offset, trials), jobs, console)
-    table = rescored_table(out, spec, offset, trials)
     root = rescore_dir(out, offset)
     root.mkdir(parents=True, exist_ok=True)
+    if not table_only:
+        record_invocation(root, jobs)
+        run_jobs(score_jobs(spec, out, offset, trials), jobs, console)
+    table = rescored_table(out, spec, offset, trials)
     (root / BLOCK_FILE).write_text(json.dumps({"offset": offset, "trials": trials}))
-    (root / "results.md").write_text(table)
+    provenance = machines_line(root)
+    (root / "results.md").write_text(table + (f"\n{provenance}\n" if provenance else ""))
     console.print(table, soft_wrap=True)
     return root
