@@ -92,6 +92,7 @@ def test_online_round_writes_per_round_json(sft_checkpoint, tmp_path, method):
         assert key in r1["eval"]
     failed = round(2 * (1 - r1["eval"]["success_rate"]))  # reach: one stage holds every failure
     assert r1["eval"]["failures_by_stage"] == {"furthest": [failed], "last": [failed]}
+    assert r1["eval"]["n_unstable"] == 0
     assert r1["rollouts"]["n"] == 3 and r1["learner_step"] == 8
     assert r1["rollouts"]["operator_steps"] >= 0 and "zero_weight_fraction" in r1["train"]
     assert r1["rollouts"]["takeovers"] >= r1["rollouts"]["with_intervention"]

@@ -899,7 +899,7 @@ def _run_async(config: OnlineConfig, store: EpisodeStore, tasks: tuple[str, ...]
 
 def _eval_fields(result: dict[str, Any]) -> dict[str, Any]:
     keys = ("success_rate", "ci95_low", "ci95_high", "n_trials", "mean_success_length",
-            "num_stages", "failures_by_stage", "out")
+            "num_stages", "failures_by_stage", "n_unstable", "out")
     return {k: result[k] for k in keys}
 
 
