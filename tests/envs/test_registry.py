@@ -11,8 +11,9 @@ from habc.envs.registry import (
     make_expert,
     train_seeds,
 )
-from habc.episodes.episode import Controller
+from habc.episodes.episode import Controller, EpisodeSource
 from habc.errors import ConfigError, UnknownTaskError
+from habc.rollout.runner import run_episode
 
 
 def test_all_fifty_tasks_have_experts():
@@ -83,9 +84,6 @@ def test_reset_requires_seed():
 
 def test_unstable_physics_ends_the_episode_as_a_failure_with_the_last_stable_state():
     """MuJoCo resets a blown-up scene and carries on; the episode must stop there instead."""
-    from habc.episodes.episode import EpisodeSource
-    from habc.rollout.runner import run_episode
-
     class BlowUpAtStep:  # pushes right, then a huge force on one joint at step 5
         def __init__(self, env):
             self.env, self.t = env, 0
