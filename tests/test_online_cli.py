@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,15 +13,17 @@ from safetensors.torch import load_file
 
 from habc.cli import main
 from habc.credit.labels import boundary_band
-from habc.episodes.episode import Controller
+from habc.episodes.episode import Controller, EpisodeSource
 from habc.episodes.store import EpisodeStore
 from habc.errors import ConfigError
 from habc.experiments.online import (
     OnlineConfig,
     async_allowed_steps,
+    episode_summary,
     newest_policy_version,
     rollout_items,
 )
+from tests.conftest import make_episode
 
 TINY_ONLINE = ["--rollouts-per-round", "3", "--steps-per-round", "8", "--eval-trials", "2",
                "--workers", "1", "--max-steps", "60", "--log-every", "4", "--ckpt-every", "4",
@@ -92,7 +95,7 @@ def test_online_round_writes_per_round_json(sft_checkpoint, tmp_path, method):
         assert key in r1["eval"]
     failed = round(2 * (1 - r1["eval"]["success_rate"]))  # reach: one stage holds every failure
     assert r1["eval"]["failures_by_stage"] == {"furthest": [failed], "last": [failed]}
-    assert r1["eval"]["n_unstable"] == 0
+    assert r1["eval"]["n_unstable"] == 0 and r1["rollouts"]["unstable"] == 0
     assert r1["rollouts"]["n"] == 3 and r1["learner_step"] == 8
     assert r1["rollouts"]["operator_steps"] >= 0 and "zero_weight_fraction" in r1["train"]
     assert r1["rollouts"]["takeovers"] >= r1["rollouts"]["with_intervention"]
@@ -102,6 +105,22 @@ def test_online_round_writes_per_round_json(sft_checkpoint, tmp_path, method):
     assert (run / "policies/v001/model.safetensors").exists()
     summary = json.loads((run / "summary.json").read_text())
     assert len(summary["success_by_round"]) == 2
+
+
+def test_episode_summary_hand_computed(tmp_path, rng):
+    """Three rollouts: an autonomous success, a failure with one takeover of 3 steps, and a
+    failure that ended when the physics went unstable."""
+    store = EpisodeStore.create(tmp_path / "r", state_dim=39, action_dim=4, fps=80,
+                                robot_type="sawyer")
+    rollout = EpisodeSource.ROLLOUT
+    store.append([make_episode(rng, 5, source=rollout, seed=1),
+                  make_episode(rng, 6, source=rollout, success=False, seed=2, human_span=(2, 5)),
+                  replace(make_episode(rng, 4, source=rollout, success=False, seed=3),
+                          unstable=True)])
+    assert episode_summary(store.read()) == {
+        "n": 3, "success_rate": 1 / 3, "autonomous_successes": 1, "with_intervention": 1,
+        "takeovers": 1, "intervention_successes": 0, "unhelped_failures": 1, "unstable": 1,
+        "operator_steps": 3, "env_steps": 15, "episodes_by_policy_version": {"3": 3}}
 
 
 def test_rabc_round_trains_the_progress_model_and_scores_it_on_held_out_successes(

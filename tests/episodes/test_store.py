@@ -4,9 +4,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from habc.episodes import store as store_mod
@@ -43,6 +45,28 @@ def test_round_trip_arrays_and_metadata(tmp_path, rng):
         assert arrays.seed[e] == ep.seed
         assert arrays.task[e] == ep.task
     assert arrays.frame_episode.tolist() == [0] * 7 + [1] * 3 + [2] * 5
+
+
+def test_episodes_that_ended_in_unstable_physics_are_marked_and_older_files_read_as_not(
+        tmp_path, rng):
+    """The flag rides on the episode row; episode files written before it existed read as
+    false, also when a later file has the column; ``select`` and ``open_stores`` keep it."""
+    store = new_store(tmp_path / "ds")
+    store.append([make_episode(rng, 4, source=EpisodeSource.ROLLOUT, success=False, seed=1)])
+    old = tmp_path / "ds/meta/episodes/chunk-000/file-000.parquet"  # as written before the flag
+    pq.write_table(pq.read_table(old).drop_columns(["unstable"]), old)
+    blown = replace(make_episode(rng, 3, source=EpisodeSource.ROLLOUT, success=False, seed=2),
+                    unstable=True)
+    store.append([blown, make_episode(rng, 5, source=EpisodeSource.ROLLOUT, seed=3)])
+
+    arrays = EpisodeStore.open(tmp_path / "ds").read()
+    assert arrays.unstable is not None and arrays.unstable.tolist() == [False, True, False]
+    picked = arrays.select(np.array([False, True, True]))
+    assert picked.unstable is not None and picked.unstable.tolist() == [True, False]
+    both = open_stores([tmp_path / "ds", tmp_path / "ds"])
+    assert both.unstable is not None and both.unstable.tolist() == [False, True, False] * 2
+    with pytest.raises(HabcError, match="unstable physics is a failure"):
+        replace(blown, success=True)
 
 
 def test_lerobot_v3_layout(tmp_path, rng):

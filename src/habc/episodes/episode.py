@@ -55,6 +55,8 @@ class Episode:
         images: optional camera frames, name -> (T, H, W, 3) uint8.
         stage: optional (T,) int64 stage label of each step (annotated task stages, for the
             stage-aware progress model where no scripted expert gives them).
+        unstable: the episode ended because the simulator's physics went unstable (then it is
+            a failure, and its last state is the last stable one).
     """
 
     state: npt.NDArray[np.float32]
@@ -68,11 +70,14 @@ class Episode:
     seed: int
     images: dict[str, npt.NDArray[np.uint8]] = field(default_factory=dict)
     stage: npt.NDArray[np.int64] | None = None
+    unstable: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.state)
         if n == 0:
             raise HabcError("an episode needs at least one step")
+        if self.unstable and self.success:
+            raise HabcError("an episode that ended in unstable physics is a failure")
         for name in ("action", "controller", "policy_version", "stage"):
             if getattr(self, name) is not None and len(getattr(self, name)) != n:
                 raise HabcError(f"episode field {name!r} has {len(getattr(self, name))} steps, "

@@ -18,7 +18,9 @@ columns.
 Every ``append`` call writes one new data file and one new episodes file with the same
 chunk/file index, so nothing already written is ever rewritten. Beyond LeRobot's standard
 columns, frames carry ``controller`` (0 = policy, 1 = human) and ``policy_version`` (-1 for
-human steps), and episode rows carry ``source``, ``success``, ``seed``, ``env_task``. A store
+human steps), and episode rows carry ``source``, ``success``, ``seed``, ``env_task`` and
+``unstable`` (the episode ended when the physics went unstable; stores written before it
+read as false). A store
 created with ``stage_names`` also carries each frame's annotated ``stage`` (its names in the
 feature's ``info``).
 
@@ -92,6 +94,8 @@ class StoreArrays:
         task: (E,) str registry names.
         stage: (N,) int64 annotated stage labels, or None when a store has none.
         images: camera name -> (N, H, W, 3) uint8 frames, when they were asked for.
+        unstable: (E,) bool, the episode ended when the physics went unstable; None for
+            arrays made without that record.
     """
 
     state: npt.NDArray[np.float32]
@@ -108,6 +112,7 @@ class StoreArrays:
     task: npt.NDArray[np.str_]
     stage: npt.NDArray[np.int64] | None = None
     images: dict[str, npt.NDArray[np.uint8]] = field(default_factory=dict)
+    unstable: npt.NDArray[np.bool_] | None = None
 
     @property
     def num_frames(self) -> int:
@@ -145,6 +150,7 @@ class StoreArrays:
             task=self.task[episode_mask],
             stage=self.stage[keep_frames] if self.stage is not None else None,
             images={c: f[keep_frames] for c, f in self.images.items()},
+            unstable=self.unstable[episode_mask] if self.unstable is not None else None,
         )
 
 
@@ -453,6 +459,9 @@ class EpisodeStore:
             policy_version = frames["policy_version"].to_numpy().astype(np.int32)[order]
             success, source = episodes["success"].to_numpy(bool), episodes["source"].to_numpy(str)
             seed, task = episodes["seed"].to_numpy(np.int64), episodes["env_task"].to_numpy(str)
+            # Episode files written before the column read as null there: not unstable.
+            unstable = (episodes["unstable"].eq(True).to_numpy(bool)
+                        if "unstable" in episodes.columns else np.zeros(len(episodes), bool))
         else:  # a dataset recorded elsewhere: demos (see the module docstring)
             controller = np.full(n, Controller.HUMAN, dtype=np.int8)
             policy_version = np.full(n, -1, dtype=np.int32)
@@ -460,6 +469,7 @@ class EpisodeStore:
             source = np.full(len(episodes), str(EpisodeSource.DEMO))
             seed = np.full(len(episodes), -1, dtype=np.int64)
             task = np.array([str(t[0]) if len(t) else "" for t in episodes["tasks"]])
+            unstable = np.zeros(len(episodes), dtype=bool)
         images = {c: _decode_pngs(frames[IMAGE_PREFIX + c])[order] for c in pngs}
         if videos:
             records = episodes.to_dict("records")
@@ -479,6 +489,7 @@ class EpisodeStore:
             task=task,
             stage=frames[STAGE_KEY].to_numpy().astype(np.int64)[order] if self.stage_names
             else None,
+            unstable=unstable,
             images={c: images[c] for c in cameras},
         )
 
@@ -643,6 +654,7 @@ class EpisodeStore:
                 "success": pa.array([bool(ep.success) for ep in episodes], pa.bool_()),
                 "seed": np.array([ep.seed for ep in episodes], dtype=np.int64),
                 "env_task": pa.array([ep.task for ep in episodes], pa.string()),
+                "unstable": pa.array([ep.unstable for ep in episodes], pa.bool_()),
                 "n_human_steps": np.array(
                     [int(np.sum(ep.controller == Controller.HUMAN)) for ep in episodes],
                     dtype=np.int64),
@@ -716,6 +728,8 @@ def open_stores(roots: Sequence[Path], cameras: Sequence[str] = ()) -> StoreArra
         stage=np.concatenate([p.stage for p in parts if p.stage is not None]) if staged
         else None,
         images={c: np.concatenate([p.images[c] for p in parts]) for c in cameras},
+        unstable=np.concatenate([p.unstable for p in parts])
+        if all(p.unstable is not None for p in parts) else None,
     )
 
 

@@ -399,6 +399,7 @@ def episode_summary(sub: StoreArrays) -> dict[str, Any]:
         "takeovers": int(takeovers),
         "intervention_successes": int(np.sum(sub.success & helped)),
         "unhelped_failures": int(failed_unhelped.sum()),
+        "unstable": int(sub.unstable.sum()) if sub.unstable is not None else 0,
         "operator_steps": int(human.sum()),
         "env_steps": int(sub.num_frames),
         "episodes_by_policy_version": {str(v): int(c) for v, c in zip(versions, counts,
@@ -812,9 +813,11 @@ def run_online(config: OnlineConfig, console: Console | None = None,
         writer.add_scalar("eval/success_rate", record["eval"]["success_rate"], r)
         for t, result in record.get("eval_by_task", {}).items():
             writer.add_scalar(f"eval/{t}/success_rate", result["success_rate"], r)
+        unstable = rollouts.get("unstable", 0)
         console.print(f"round {r} ({config.method}): {describe(results, evaluated)}; "
                       f"operator steps {rollouts['operator_steps']}; "
-                      f"{sum(timing.values()):.0f} s")
+                      + (f"{unstable} rollouts ended in unstable physics; " if unstable else "")
+                      + f"{sum(timing.values()):.0f} s")
         records.append(record)
     writer.close()
     summary: dict[str, Any] = {

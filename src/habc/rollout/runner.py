@@ -114,4 +114,5 @@ def run_episode(env: TaskEnv, actor: Actor, *, seed: int, source: EpisodeSource,
         prompt=env.task.prompt,
         seed=seed,
         images={camera: np.stack(f) for camera, f in frames.items()},
+        unstable=bool(info.get("unstable", False)),
     )
