@@ -27,6 +27,7 @@ from habc.experiments.experiment import (
     experiment_jobs,
     next_job,
     preset_names,
+    result_tables,
     results_table,
     run_jobs,
     sft_job,
@@ -71,6 +72,7 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     page = (out / "report/index.html").read_text()
     assert page.index("<h2>Results</h2>") < page.index("(Fig. 3)")
     assert "<td>reach (2 demos)</td>" in page and "<h3>Targets</h3>" in page
+    assert "<img src='habc_gaps.png'" in page and (out / "report/habc_gaps.png").exists()
     # Step 2's runs start with a copy of Step-1 HABC's round 1, which counts once.
     step1 = [f for f in out.glob("reach/seed_*/step1/*/rounds/round_*.json")
              if f.name != "round_000.json"]
@@ -372,6 +374,12 @@ def test_all_tasks_targets_pool_the_tasks_hand_computed(tmp_path):
         record = json.loads(path.read_text())
         record["eval"]["mean_success_length"] = 90.0
         path.write_text(json.dumps(record))
+    # The same pooled counts, per task and over both, behind the report's figure of the gaps.
+    assert [(g.task, g.other, g.k, g.n, g.k_other, g.n_other)
+            for g in result_tables(tmp_path, spec).gaps] == [
+        ("reach", "SFT", 19, 20, 4, 20), ("reach", "DAgger", 19, 20, 11, 20),
+        ("push", "SFT", 15, 20, 2, 20), ("push", "DAgger", 15, 20, 13, 20),
+        ("all tasks", "SFT", 34, 40, 6, 40), ("all tasks", "DAgger", 34, 40, 24, 40)]
     table = results_table(tmp_path, spec)
     assert "the row 'all tasks' pools the trials" in table
     row = next(line for line in table.splitlines() if line.startswith("| all tasks |"))

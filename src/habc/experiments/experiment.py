@@ -654,6 +654,44 @@ class RecordedScores:
         return [json.loads(path.read_text())] if path.exists() else []
 
 
+COMPARED = (((0, "sft"), "SFT"), ((1, "dagger"), "DAgger"), ((1, "recap"), "Recap"))
+"""The runs that Step-1 HABC is compared with in the targets: (step, method), and a label."""
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Step-1 HABC's pooled final success against another run's, on one task or pooled."""
+
+    task: str
+    """The task, or 'all tasks' for the trials of every task where both runs finished."""
+    other: str
+    """The other run's label (``COMPARED``)."""
+    k: int
+    """HABC's successes, pooled over seeds (and tasks)."""
+    n: int
+    """HABC's trials."""
+    k_other: int
+    """The other run's successes."""
+    n_other: int
+    """The other run's trials."""
+
+    @property
+    def difference(self) -> float:
+        """HABC's rate minus the other's."""
+        return self.k / self.n - self.k_other / self.n_other
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """95% interval of the difference (Newcombe's)."""
+        return difference_interval(self.k, self.n, self.k_other, self.n_other)
+
+
+def _gap(task: str, other: str, habc: list[dict[str, Any]],
+         theirs: list[dict[str, Any]]) -> Gap:
+    (k, n, _), (k_o, n_o, _) = _pool(habc), _pool(theirs)
+    return Gap(task, other, k, n, k_o, n_o)
+
+
 @dataclass(frozen=True)
 class ResultTables:
     """The results of an experiment as header + rows (rendered as Markdown or HTML)."""
@@ -668,6 +706,9 @@ class ResultTables:
     late_header: list[str]
     late_rows: list[list[str]]
     job_time: str
+    gaps: list[Gap]
+    """HABC against each ``COMPARED`` run on every task where both finished, then pooled
+    over the tasks (with several tasks)."""
 
 
 def result_tables(out: Path, spec: ExperimentSpec, scores: Scores | None = None) -> ResultTables:
@@ -692,7 +733,8 @@ def result_tables(out: Path, spec: ExperimentSpec, scores: Scores | None = None)
                   "each online round's rollouts alternate between the tasks): a task's cells "
                   "are that policy's evaluations on it." if spec.multi_task else ""))
     rows, target_rows, late_rows = [], [], []
-    finished: list[tuple[dict[tuple[int, str], list[dict[str, Any]]], list[dict[str, Any]]]] = []
+    gaps: list[Gap] = []
+    finished: Finished = []
     late = _late_rounds(spec)
     late_step2 = (f"; Step 2: rounds {spec.step1_rounds + spec.step2_rounds - late[2] + 1}-"
                   f"{spec.step1_rounds + spec.step2_rounds}" if spec.step2_methods else "")
@@ -717,15 +759,18 @@ def result_tables(out: Path, spec: ExperimentSpec, scores: Scores | None = None)
             done[(0, "sft")] = [sft[s] for s in spec.seeds]
         finished.append((done, expert))
         habc = done.get((1, "habc"))
+        if habc is not None:
+            gaps += [_gap(task, name, habc, done[key]) for key, name in COMPARED if key in done]
         target_rows.append([task, _rate_target(done.get((2, "habc_ir")), expert),
-                            *(_compare(habc, done.get(key)) for key in
-                              ((0, "sft"), (1, "dagger"), (1, "recap"))),
+                            *(_compare(habc, done.get(key)) for key, _ in COMPARED),
                             _length_target(habc, done.get((1, "habc_v")))])
         late_rows.append([f"{task} ({demos} demos)", *(
             _late_cell(list(seeds.values()), late[step], len(spec.seeds))
             for (step, _), seeds in per_seed.items())])
     if len(spec.tasks) > 1:
-        target_rows.append(_all_tasks_targets(finished))
+        pooled = [gap for key, name in COMPARED if (gap := _all_tasks_gap(finished, key, name))]
+        target_rows.append(_all_tasks_targets(finished, pooled))
+        gaps += pooled
     target_caption = ("Targets (pooled rates, then HABC's gap to the other method on each seed "
                       "in points; a target needs every seed of its runs finished)"
                       + ("; the row 'all tasks' pools the trials of every task where both runs "
@@ -738,7 +783,8 @@ def result_tables(out: Path, spec: ExperimentSpec, scores: Scores | None = None)
         target_header=["task", "HABC+IR >= min(90%, 95% of expert)", "HABC > SFT",
                        "HABC > DAgger", "HABC > Recap", "HABC length <= HABC-V"],
         target_rows=target_rows, late_caption=late_caption,
-        late_header=["task", *columns], late_rows=late_rows, job_time=_job_time(out, spec))
+        late_header=["task", *columns], late_rows=late_rows, job_time=_job_time(out, spec),
+        gaps=gaps)
 
 
 def _late_rounds(spec: ExperimentSpec) -> dict[int, int]:
@@ -920,14 +966,33 @@ def _rate_target(evals: list[dict[str, Any]] | None, expert: list[dict[str, Any]
     return f"{k / n:.0%} vs {bar:.0%}: {_verdict(k / n >= bar)}"
 
 
-def _all_tasks_targets(
-        finished: list[tuple[dict[tuple[int, str], list[dict[str, Any]]], list[dict[str, Any]]]],
-) -> list[str]:
-    """The targets row 'all tasks', from each task's finished runs and its expert's eval.
+Finished = list[tuple[dict[tuple[int, str], list[dict[str, Any]]], list[dict[str, Any]]]]
+"""Per task: its runs where every seed finished, by (step, method), and its expert's eval."""
 
-    The rate and length targets count the tasks that meet them. HABC's comparisons pool the
-    trials of every task where both runs finished: both rates, the difference in points with
-    its 95% interval, met only where the interval lies above 0.
+
+def _both_finished(finished: Finished, key: tuple[int, str]) \
+        -> list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """(HABC's evals, run ``key``'s evals) of every task where both finished."""
+    return [(done[(1, "habc")], done[key]) for done, _ in finished
+            if (1, "habc") in done and key in done]
+
+
+def _all_tasks_gap(finished: Finished, key: tuple[int, str], name: str) -> Gap | None:
+    """HABC against run ``key``, pooled over every task where both finished (None if none)."""
+    pairs = _both_finished(finished, key)
+    if not pairs:
+        return None
+    return _gap("all tasks", name, [e for pair in pairs for e in pair[0]],
+                [e for pair in pairs for e in pair[1]])
+
+
+def _all_tasks_targets(finished: Finished, pooled: list[Gap]) -> list[str]:
+    """The targets row 'all tasks': each task's finished runs and expert's eval, pooled gaps.
+
+    ``pooled`` holds ``_all_tasks_gap``'s gaps. The rate and length targets count the tasks
+    that meet them. HABC's comparisons pool the trials of every task where both runs
+    finished: both rates, the difference in points with its 95% interval, met only where the
+    interval lies above 0.
     """
     def tasks_text(met: int, checked: int) -> str:
         if not checked:
@@ -941,20 +1006,17 @@ def _all_tasks_targets(
                for done, _ in finished if (1, "habc") in done and (1, "habc_v") in done]
     lengths_met = [a <= b for a, b in lengths if a is not None and b is not None]
 
-    def compare(key: tuple[int, str]) -> str:
-        pairs = [(done[(1, "habc")], done[key]) for done, _ in finished
-                 if (1, "habc") in done and key in done]
-        if not pairs:
+    def compare(key: tuple[int, str], name: str) -> str:
+        gap = next((g for g in pooled if g.other == name), None)
+        if gap is None:
             return "-"
-        (k, n, _), (k_o, n_o, _) = (_pool([e for pair in pairs for e in pair[i]]) for i in (0, 1))
-        low, _high = difference_interval(k, n, k_o, n_o)
-        mine, theirs, gap = _difference_cells(k, n, k_o, n_o)
-        rest = len(finished) - len(pairs)
-        return (f"{mine} vs {theirs}: {gap}, {_verdict(low > 0)}"
-                + (f"; {len(pairs)} of {len(finished)} tasks" if rest else ""))
+        mine, theirs, text = _difference_cells(gap.k, gap.n, gap.k_other, gap.n_other)
+        both = len(_both_finished(finished, key))
+        return (f"{mine} vs {theirs}: {text}, {_verdict(gap.interval[0] > 0)}"
+                + (f"; {both} of {len(finished)} tasks" if both < len(finished) else ""))
 
     return ["all tasks", tasks_text(sum(rate), len(rate)),
-            *(compare(key) for key in ((0, "sft"), (1, "dagger"), (1, "recap"))),
+            *(compare(key, name) for key, name in COMPARED),
             tasks_text(sum(lengths_met), len(lengths_met))]
 
 

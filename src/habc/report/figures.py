@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -14,6 +14,9 @@ import numpy.typing as npt
 
 from habc.episodes.episode import Controller
 from habc.report.traces import EpisodeTrace
+
+if TYPE_CHECKING:
+    from habc.experiments.experiment import Gap
 
 METHOD_ORDER = ("sft", "dagger", "dagger_cont", "recap", "hiors", "rabc", "habc_v", "habc",
                 "habc_cont", "habc_ir")
@@ -157,3 +160,34 @@ def operator_effort(effort: dict[str, dict[str, tuple[float, float]]], path: Pat
         ax.set_ylim(0, 1.05)
         ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def habc_gaps(blocks: dict[str, list[Gap]], path: Path) -> Path:
+    """HABC's final success minus each compared run's, in points, with 95% intervals.
+
+    ``blocks[label]`` holds one block's gaps (``ResultTables.gaps``: per task, then 'all
+    tasks'); each compared run gets a panel, each task a row, each block a marker. An interval
+    wholly right of 0 is a win.
+    """
+    others = list(dict.fromkeys(g.other for gaps in blocks.values() for g in gaps))
+    tasks = list(dict.fromkeys(g.task for gaps in blocks.values() for g in gaps))
+    fig, axes = plt.subplots(1, len(others), figsize=(4.2 * len(others), 0.9 + 0.5 * len(tasks)),
+                             squeeze=False, sharey=True)
+    step = 0.5 / max(len(blocks), 1)
+    for ax, other in zip(axes[0], others, strict=True):
+        for b, (label, gaps) in enumerate(blocks.items()):
+            mine = [g for g in gaps if g.other == other]
+            y = [tasks.index(g.task) + (b - (len(blocks) - 1) / 2) * step for g in mine]
+            x = [100 * g.difference for g in mine]
+            err = [[100 * (g.difference - g.interval[0]) for g in mine],
+                   [100 * (g.interval[1] - g.difference) for g in mine]]
+            ax.errorbar(x, y, xerr=err, fmt="o", ms=4, capsize=2, label=label,
+                        color=f"C{b}")
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_title(f"HABC - {other}", fontsize=9)
+        ax.set_xlabel("points (95% CI)")
+        ax.set_yticks(range(len(tasks)), tasks, fontsize=8)
+    axes[0, 0].invert_yaxis()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    return _save(fig, path, bottom=0.35 / (0.9 + 0.5 * len(tasks)))

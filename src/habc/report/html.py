@@ -18,7 +18,7 @@ import torch
 import tyro
 from rich.progress import track
 
-from habc.envs.registry import eval_seeds, get_task
+from habc.envs.registry import EVAL_SEED_BASE, eval_seeds, get_task
 from habc.episodes.episode import EpisodeSource
 from habc.errors import ConfigError, HabcError
 from habc.evaluation.evaluate import STAGE_KEYS, format_stage_counts
@@ -98,20 +98,35 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
-def _experiment_tables(out: Path, spec_json: dict[str, Any]) -> str:
+def _experiment_tables(out: Path, spec_json: dict[str, Any], report_dir: Path) -> str:
     from habc.experiments.experiment import ExperimentSpec, result_tables
     from habc.experiments.rescore import rescored_results, saved_blocks
 
     spec = ExperimentSpec.from_json(spec_json)
     tables = result_tables(out, spec)
+    rescored = [(offset, trials, *rescored_results(out, spec, offset, trials))
+                for offset, trials in saved_blocks(out)]
 
     def cells(rows: list[list[str]]) -> list[list[str]]:
         return [[html.escape(c).replace("**met**", "<b>met</b>") for c in row] for row in rows]
 
+    def block_label(offset: int, trials: int) -> str:
+        return f"seeds {EVAL_SEED_BASE + offset:,}+ ({trials} per seed)"
+
+    gaps = {block_label(spec.eval_seed_offset, spec.eval_trials): tables.gaps} | {
+        block_label(offset, trials): block.gaps for offset, trials, _, block in rescored}
+    gap_figure = ""
+    if any(gaps.values()):
+        png = figures.habc_gaps({k: v for k, v in gaps.items() if v},
+                                report_dir / "habc_gaps.png")
+        gap_figure = (f"<img src='{png.name}' alt='HABC gaps'><p>Step-1 HABC's final success "
+                      "minus each compared run's, pooled over seeds (and, in the row 'all "
+                      "tasks', over the tasks), in points with Newcombe's 95% interval, on each "
+                      "block of evaluation seeds. An interval wholly right of 0 is a win.</p>")
     return (f"<h2>Results</h2><p>{html.escape(tables.caption)}</p>"
             + _table(tables.header, cells(tables.rows))
             + f"<h3>Targets</h3><p>{html.escape(tables.target_caption)}</p>"
-            + _table(tables.target_header, cells(tables.target_rows))
+            + _table(tables.target_header, cells(tables.target_rows)) + gap_figure
             + f"<h3>Last rounds</h3><p>{html.escape(tables.late_caption)}</p>"
             + _table(tables.late_header, cells(tables.late_rows))
             + f"<p>{html.escape(tables.job_time)}</p>"
@@ -119,8 +134,7 @@ def _experiment_tables(out: Path, spec_json: dict[str, Any]) -> str:
                       f"<p>{html.escape(header)}</p>"
                       + _table(block.header, cells(block.rows))
                       + _table(block.target_header, cells(block.target_rows))
-                      for offset, trials in saved_blocks(out)
-                      for header, block in [rescored_results(out, spec, offset, trials)]))
+                      for offset, trials, header, block in rescored))
 
 
 def _pct(ev: dict[str, Any]) -> str:
@@ -225,7 +239,7 @@ def build_report(config: ReportConfig) -> Path:
     spec_path = Path(config.run_dir) / "spec.json"
     if spec_path.exists():  # an experiment directory: its results and target tables first
         sections.append(_experiment_tables(Path(config.run_dir),
-                                           json.loads(spec_path.read_text())))
+                                           json.loads(spec_path.read_text()), out))
     sections.append("<h2>Success rate and mean success length (Fig. 3)</h2>"
                     f"<img src='{bars.name}' alt='success bars'>{expert_note}{running_note}"
                     + _table(
