@@ -171,7 +171,8 @@ def habc_gaps(blocks: dict[str, list[Gap]], path: Path) -> Path:
     """
     others = list(dict.fromkeys(g.other for gaps in blocks.values() for g in gaps))
     tasks = list(dict.fromkeys(g.task for gaps in blocks.values() for g in gaps))
-    fig, axes = plt.subplots(1, len(others), figsize=(4.2 * len(others), 0.9 + 0.5 * len(tasks)),
+    fig, axes = plt.subplots(1, len(others), figsize=(max(4.2 * len(others), 8.0),
+                                                      0.9 + 0.5 * len(tasks)),
                              squeeze=False, sharey=True)
     step = 0.5 / max(len(blocks), 1)
     for ax, other in zip(axes[0], others, strict=True):

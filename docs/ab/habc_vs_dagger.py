@@ -1,0 +1,74 @@
+"""Step-1 HABC against DAgger across the committed benchmark runs, in one figure and table.
+
+Reads each experiment's exported records in docs/results/ (the round records for the reported
+block, ``rescore-100000/`` for the validation block), takes the targets' pooled gap of every
+task and of all tasks (``ResultTables.gaps``, the figures of ``habc experiment --table-only``),
+and draws them with the report's figure of the gaps. The noisy operator's two runs are also
+pooled (seeds 0-5), as their preset's secondary rule names. Usage, from the repository root:
+
+    .venv/bin/python docs/ab/habc_vs_dagger.py   # writes docs/img/habc_vs_dagger.png
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from habc.envs.registry import EVAL_SEED_BASE
+from habc.experiments.experiment import ExperimentSpec, Gap, result_tables
+from habc.experiments.rescore import rescored_results
+from habc.report.figures import habc_gaps
+
+RESULTS = Path("docs/results")
+RUNS = {  # experiment directory -> what its operator and policies were
+    "benchmark-100": "precise operator",
+    "benchmark-100-ema": "precise operator, weight average",
+    "benchmark-100-ema-mt": "precise operator, multi-task policy",
+    "benchmark-100-ema-noisy": "noisy operator (0.5), seeds 0-2",
+    "benchmark-100-ema-noisy-rep": "noisy operator (0.5), seeds 3-5",
+}
+POOLED = ("benchmark-100-ema-noisy", "benchmark-100-ema-noisy-rep")
+VALIDATION = 100_000
+
+
+def dagger_gaps(name: str) -> dict[str, Gap]:
+    """Block label -> the all-tasks gap of HABC to DAgger in one experiment directory."""
+    out = RESULTS / name
+    spec = ExperimentSpec.from_json(json.loads((out / "spec.json").read_text()))
+    blocks = {"reported": result_tables(out, spec).gaps}
+    if (out / f"rescore-{VALIDATION}").exists():
+        blocks["validation"] = rescored_results(out, spec, VALIDATION, 100)[1].gaps
+    return {block: next(g for g in gaps if g.task == "all tasks" and g.other == "DAgger")
+            for block, gaps in blocks.items()}
+
+
+def pool(a: Gap, b: Gap) -> Gap:
+    """Two runs' gaps as one over both runs' trials."""
+    return replace(a, k=a.k + b.k, n=a.n + b.n, k_other=a.k_other + b.k_other,
+                   n_other=a.n_other + b.n_other)
+
+
+def main() -> None:
+    """Draw the figure and print the table."""
+    rows = {f"{name}\n{what}": dagger_gaps(name) for name, what in RUNS.items()}
+    first, second = (dagger_gaps(name) for name in POOLED)
+    rows["noisy operator, seeds 0-5 pooled"] = {b: pool(first[b], second[b]) for b in first}
+    labels = {"reported": f"reported block (seeds {EVAL_SEED_BASE:,}+, 50 per seed)",
+              "validation": f"validation block (seeds {EVAL_SEED_BASE + VALIDATION:,}+, "
+                            "100 per seed)"}
+    blocks = {label: [replace(gaps[block], task=row) for row, gaps in rows.items()
+                      if block in gaps] for block, label in labels.items()}
+    png = habc_gaps(blocks, Path("docs/img/habc_vs_dagger.png"))
+    print(f"wrote {png}\n\n| run | block | HABC | DAgger | HABC - DAgger [95% CI] |\n"
+          "|---|---|---|---|---|")
+    for row, gaps in rows.items():
+        for block, g in gaps.items():
+            low, high = g.interval
+            print(f"| {row.replace(chr(10), ', ')} | {block} | {g.k / g.n:.1%} | "
+                  f"{g.k_other / g.n_other:.1%} | {100 * g.difference:+.1f} "
+                  f"[{100 * low:+.1f}, {100 * high:+.1f}] |")
+
+
+if __name__ == "__main__":
+    main()
