@@ -88,6 +88,12 @@ def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
     assert (records / "provenance.jsonl").read_text() == (out / "provenance.jsonl").read_text()
     spec = ExperimentConfig(preset="smoke").spec()
     assert results_table(records, spec) == results_table(out, spec)
+    # Its report draws what the records hold, and says what needs checkpoints and episodes.
+    assert main(["report", str(records)]) == 0
+    page = (records / "report/index.html").read_text()
+    assert "<h3>Targets</h3>" in page and "<img src='habc_gaps.png'" in page
+    assert "Not drawn for reach: the runs keep no critic or rollouts" in page
+    assert "Not rendered for reach: the runs keep no policy checkpoints" in page
 
     before = {p: p.stat().st_mtime for p in out.glob("**/rounds/*.json")}
     assert main([*args, "--seeds", "0"]) == 0  # resume: nothing finished is redone

@@ -266,13 +266,17 @@ def build_report(config: ReportConfig) -> Path:
         sections.append("<h2>SFT convergence</h2><p>Training loss of each SFT run (log scale)."
                         f"</p><img src='{png.name}' alt='sft curves'>")
 
-    trace_parts = []
+    trace_parts: list[str] = []
+    records_only: list[str] = []  # tasks whose runs keep no critic, rollouts or checkpoints
     for task in tasks:
         candidates = [r for r in runs if r.task == task and r.label.removesuffix(
             MULTI_TASK_SUFFIX) in ("habc", "habc_ir", "habc_cont")]
         if not candidates:
             continue
         run = candidates[0]
+        if not RunCritic.kept(run.path):
+            records_only.append(task)
+            continue
         critic = RunCritic(run.path)
         arrays = critic.read_rollouts()
         arrays = arrays.select(arrays.task == task)
@@ -286,6 +290,10 @@ def build_report(config: ReportConfig) -> Path:
         trace_parts.append(f"<h3>{html.escape(task)} ({run.label}, critic after the last "
                            f"round)</h3><img src='{fig4.name}' alt='viability'>"
                            f"<img src='{fig5.name}' alt='signals'>")
+    if records_only:
+        trace_parts.append(f"<p>Not drawn for {html.escape(', '.join(records_only))}: the runs "
+                           "keep no critic or rollouts (records exported with <code>habc "
+                           "experiment --export</code> leave out checkpoints and episodes).</p>")
     if trace_parts:
         sections.append("<h2>Viability along episodes (Fig. 4) and per-transition A_v, A_e, "
                         "gate, weight (Fig. 5)</h2>" + "".join(trace_parts))
@@ -323,12 +331,15 @@ def build_report(config: ReportConfig) -> Path:
                     f"the final success rate.</p><img src='{effort_png.name}' alt='effort'>")
 
     if config.animations:
-        gifs = []
+        gifs, no_policies = [], []
         for task in track(tasks, description="animations"):
             task_runs = [r for r in runs if r.task == task]
             best = max(task_runs, key=lambda r: (
                 r.label.removesuffix(MULTI_TASK_SUFFIX) in ("habc_ir", "habc_cont", "habc"),
                 len(r.rounds)))
+            if not (best.path / "policies" / "v000").is_dir():
+                no_policies.append(task)
+                continue
             slug = task.replace("-", "_")
             sft_gif = _rollout_gif(best.path / "policies" / "v000", task,
                                    out / f"sft_{slug}.gif")
@@ -339,6 +350,9 @@ def build_report(config: ReportConfig) -> Path:
                         f"alt='sft'><figcaption>SFT</figcaption></figure><figure><img "
                         f"src='{final_gif.name}' alt='final'><figcaption>{best.label} after "
                         f"round {last_v}</figcaption></figure>")
+        if no_policies:
+            gifs.append(f"<p>Not rendered for {html.escape(', '.join(no_policies))}: the runs "
+                        "keep no policy checkpoints (exported records leave them out).</p>")
         sections.append("<h2>Rollouts: SFT vs final (first evaluation seed)</h2>" + "".join(gifs))
 
     trials = " or ".join(str(n) for n in sorted({r["eval"]["n_trials"] for run in runs

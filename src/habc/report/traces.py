@@ -44,6 +44,12 @@ class EpisodeTrace:
 class RunCritic:
     """The final dual-head critic of an online run, with its rule and running scales."""
 
+    @staticmethod
+    def kept(run_dir: Path) -> bool:
+        """Whether ``run_dir`` keeps its critic and rollouts (exported records keep neither)."""
+        return (Path(run_dir) / "learner/latest/critic.safetensors").exists() and \
+            (Path(run_dir) / "rollouts").is_dir()
+
     def __init__(self, run_dir: Path) -> None:
         run_dir = Path(run_dir)
         latest = run_dir / "learner" / "latest"
