@@ -51,8 +51,9 @@ def pool(a: Gap, b: Gap) -> Gap:
 
 def main() -> None:
     """Draw the figure and print the table."""
-    rows = {f"{name}\n{what}": dagger_gaps(name) for name, what in RUNS.items()}
-    first, second = (dagger_gaps(name) for name in POOLED)
+    by_run = {name: dagger_gaps(name) for name in RUNS}
+    rows = {f"{name}\n{what}": by_run[name] for name, what in RUNS.items()}
+    first, second = (by_run[name] for name in POOLED)
     rows["noisy operator, seeds 0-5 pooled"] = {b: pool(first[b], second[b]) for b in first}
     labels = {"reported": f"reported block (seeds {EVAL_SEED_BASE:,}+, 50 per seed)",
               "validation": f"validation block (seeds {EVAL_SEED_BASE + VALIDATION:,}+, "

@@ -140,7 +140,7 @@ def _run_trial(seed: int) -> dict[str, Any]:
     stages = _WORKER["phases"](episode.state)
     return {"seed": seed, "success": episode.success, "length": episode.length, "wall_s": wall,
             "stage_last": int(stages[-1]), "stage_furthest": int(stages.max()),
-            "unstable": env.unstable}
+            "unstable": episode.unstable}
 
 
 def evaluate(config: EvalConfig, *, show_progress: bool = True) -> dict[str, Any]:

@@ -179,9 +179,9 @@ def habc_gaps(blocks: dict[str, list[Gap]], path: Path) -> Path:
         for b, (label, gaps) in enumerate(blocks.items()):
             mine = [g for g in gaps if g.other == other]
             y = [tasks.index(g.task) + (b - (len(blocks) - 1) / 2) * step for g in mine]
-            x = [100 * g.difference for g in mine]
-            err = [[100 * (g.difference - g.interval[0]) for g in mine],
-                   [100 * (g.interval[1] - g.difference) for g in mine]]
+            x = 100 * np.array([g.difference for g in mine])
+            bounds = 100 * np.array([g.interval for g in mine]).reshape(-1, 2)  # (gaps, 2)
+            err = [x - bounds[:, 0], bounds[:, 1] - x]
             ax.errorbar(x, y, xerr=err, fmt="o", ms=4, capsize=2, label=label,
                         color=f"C{b}")
         ax.axvline(0, color="grey", lw=0.8)
