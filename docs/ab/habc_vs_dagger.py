@@ -3,8 +3,9 @@
 Reads each experiment's exported records in docs/results/ (the round records for the reported
 block, ``rescore-100000/`` for the validation block), takes the targets' pooled gap of every
 task and of all tasks (``ResultTables.gaps``, the figures of ``habc experiment --table-only``),
-and draws them with the report's figure of the gaps. The noisy operator's two runs are also
-pooled (seeds 0-5), as their preset's secondary rule names. Usage, from the repository root:
+and draws them with the report's figure of the gaps. Each operator's two runs of one spec are
+also pooled (seeds 0-5), as the replicating presets' secondary rules name. Usage, from the
+repository root:
 
     .venv/bin/python docs/ab/habc_vs_dagger.py   # writes docs/img/habc_vs_dagger.png
 """
@@ -24,11 +25,16 @@ RESULTS = Path("docs/results")
 RUNS = {  # experiment directory -> what its operator and policies were
     "benchmark-100": "precise operator",
     "benchmark-100-ema": "precise operator, weight average",
+    "benchmark-100-ema-rep": "precise operator, weight average, seeds 3-5",
     "benchmark-100-ema-mt": "precise operator, multi-task policy",
     "benchmark-100-ema-noisy": "noisy operator (0.5), seeds 0-2",
     "benchmark-100-ema-noisy-rep": "noisy operator (0.5), seeds 3-5",
 }
-POOLED = ("benchmark-100-ema-noisy", "benchmark-100-ema-noisy-rep")
+POOLED = {  # a row that pools two runs of one spec on seeds 0-2 and 3-5, as their presets name
+    "precise operator, seeds 0-5 pooled": ("benchmark-100-ema", "benchmark-100-ema-rep"),
+    "noisy operator, seeds 0-5 pooled": ("benchmark-100-ema-noisy",
+                                         "benchmark-100-ema-noisy-rep"),
+}
 VALIDATION = 100_000
 
 
@@ -53,8 +59,8 @@ def main() -> None:
     """Draw the figure and print the table."""
     by_run = {name: dagger_gaps(name) for name in RUNS}
     rows = {f"{name}\n{what}": by_run[name] for name, what in RUNS.items()}
-    first, second = (by_run[name] for name in POOLED)
-    rows["noisy operator, seeds 0-5 pooled"] = {b: pool(first[b], second[b]) for b in first}
+    for row, (first, second) in POOLED.items():
+        rows[row] = {b: pool(by_run[first][b], by_run[second][b]) for b in by_run[first]}
     labels = {"reported": f"reported block (seeds {EVAL_SEED_BASE:,}+, 50 per seed)",
               "validation": f"validation block (seeds {EVAL_SEED_BASE + VALIDATION:,}+, "
                             "100 per seed)"}
