@@ -18,9 +18,7 @@ import json, sys
 from habc.experiments.experiment import ExperimentSpec
 a, b, out = sys.argv[1:]
 def spec(directory):  # with the defaults of keys added after the directory was written
-    full = ExperimentSpec.from_json(json.load(open(f"{directory}/spec.json"))).__dict__
-    return json.loads(json.dumps({k: getattr(v, "__dict__", v) for k, v in full.items()},
-                                 default=str))
+    return ExperimentSpec.from_json(json.load(open(f"{directory}/spec.json"))).to_json()
 sa, sb = spec(a), spec(b)
 own = ("seeds", "name", "description", "step1_methods", "step2_methods", "step2_rounds")
 rest = lambda s: {k: v for k, v in s.items() if k not in own}

@@ -177,6 +177,14 @@ class ExperimentSpec:
         """The weighting rule of the HABC methods' runs (the warm-up is per task)."""
         return HabcRule(warmup_steps=self.warmup_steps * self.tasks_per_policy, beta=self.beta)
 
+    def to_json(self) -> dict[str, Any]:
+        """The spec as the JSON object that ``spec.json`` records; ``from_json`` reads it back.
+
+        Every key is written, with nested configs as objects.
+        """
+        return json.loads(json.dumps({k: getattr(v, "__dict__", v)
+                                      for k, v in self.__dict__.items()}, default=str))
+
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> ExperimentSpec:
         """Build from a JSON object (lists become tuples, nested configs dataclasses)."""
@@ -556,11 +564,8 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
         return out
     out.mkdir(parents=True, exist_ok=True)
     spec_file = out / "spec.json"
-    current = json.loads(json.dumps(
-        {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in spec.__dict__.items()},
-        default=str))
     merged = directory_spec(json.loads(spec_file.read_text()) if spec_file.exists() else None,
-                            current)
+                            spec.to_json())
     spec_file.write_text(json.dumps(merged, indent=2))
     record_invocation(out, config.jobs)
     start = time.perf_counter()
