@@ -4,10 +4,12 @@ Reads each experiment's exported records in docs/results/ (the round records for
 block, ``rescore-100000/`` for the validation block), takes the targets' pooled gap of every
 task and of all tasks (``ResultTables.gaps``, the figures of ``habc experiment --table-only``),
 and draws them with the report's figure of the gaps. Each operator's two runs of one spec are
-also pooled (seeds 0-5), as the replicating presets' secondary rules name. Usage, from the
-repository root:
+also pooled (seeds 0-5), as the replicating presets' secondary rules name. A second figure puts
+each method's success against the operator's action noise, on the seeds 0-2 runs that differ
+only in it. Usage, from the repository root:
 
-    .venv/bin/python docs/ab/habc_vs_dagger.py   # writes docs/img/habc_vs_dagger.png
+    .venv/bin/python docs/ab/habc_vs_dagger.py   # writes docs/img/habc_vs_dagger.png and
+                                                 # docs/img/operator_noise.png
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
 from habc.envs.registry import EVAL_SEED_BASE
+from habc.evaluation.stats import wilson_interval
 from habc.experiments.experiment import ExperimentSpec, Gap, result_tables
 from habc.experiments.rescore import rescored_results
 from habc.report.figures import habc_gaps
@@ -27,6 +36,7 @@ RUNS = {  # experiment directory -> what its operator and policies were
     "benchmark-100-ema": "precise operator, weight average",
     "benchmark-100-ema-rep": "precise operator, weight average, seeds 3-5",
     "benchmark-100-ema-mt": "precise operator, multi-task policy",
+    "benchmark-100-ema-op03": "middle operator (0.3), seeds 0-2",
     "benchmark-100-ema-noisy": "noisy operator (0.5), seeds 0-2",
     "benchmark-100-ema-noisy-rep": "noisy operator (0.5), seeds 3-5",
 }
@@ -34,6 +44,11 @@ POOLED = {  # a row that pools two runs of one spec on seeds 0-2 and 3-5, as the
     "precise operator, seeds 0-5 pooled": ("benchmark-100-ema", "benchmark-100-ema-rep"),
     "noisy operator, seeds 0-5 pooled": ("benchmark-100-ema-noisy",
                                          "benchmark-100-ema-noisy-rep"),
+}
+NOISE = {  # operator action noise -> the seeds 0-2 run that differs from the others only in it
+    0.1: "benchmark-100-ema",
+    0.3: "benchmark-100-ema-op03",
+    0.5: "benchmark-100-ema-noisy",
 }
 VALIDATION = 100_000
 
@@ -55,6 +70,36 @@ def pool(a: Gap, b: Gap) -> Gap:
                    n_other=a.n_other + b.n_other)
 
 
+def operator_noise(by_run: dict[str, dict[str, Gap]], path: Path) -> Path:
+    """Round-3 success of HABC and DAgger against the operator's action noise, per block.
+
+    One panel per block; each point pools the 9 task-seed pairs of one run, with its Wilson 95%
+    interval.
+    """
+    noise = np.array(list(NOISE))
+    blocks = list(by_run[NOISE[0.1]])
+    fig, axes = plt.subplots(1, len(blocks), figsize=(4.2 * len(blocks), 3.4), squeeze=False,
+                             sharey=True)
+    for ax, block in zip(axes[0], blocks, strict=True):
+        gaps = [by_run[NOISE[x]][block] for x in noise]
+        for c, (label, k, n) in enumerate((("DAgger", "k_other", "n_other"), ("HABC", "k", "n"))):
+            counts = [(getattr(g, k), getattr(g, n)) for g in gaps]
+            rate = 100 * np.array([s / t for s, t in counts])
+            bounds = 100 * np.array([wilson_interval(s, t) for s, t in counts])  # (noise, 2)
+            ax.errorbar(noise + (c - 0.5) * 0.01, rate, yerr=[rate - bounds[:, 0],
+                        bounds[:, 1] - rate], fmt="o-", ms=4, capsize=2, label=label,
+                        color=f"C{c}")
+        ax.set_title(f"{block} block, seeds 0-2, 3 tasks", fontsize=9)
+        ax.set_xlabel("operator action noise (std)")
+        ax.set_xticks(noise)
+    axes[0, 0].set_ylabel("round-3 success, % (95% CI)")
+    axes[0, 0].legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     """Draw the figure and print the table."""
     by_run = {name: dagger_gaps(name) for name in RUNS}
@@ -67,7 +112,8 @@ def main() -> None:
     blocks = {label: [replace(gaps[block], task=row) for row, gaps in rows.items()
                       if block in gaps] for block, label in labels.items()}
     png = habc_gaps(blocks, Path("docs/img/habc_vs_dagger.png"))
-    print(f"wrote {png}\n\n| run | block | HABC | DAgger | HABC - DAgger [95% CI] |\n"
+    dose = operator_noise(by_run, Path("docs/img/operator_noise.png"))
+    print(f"wrote {png} and {dose}\n\n| run | block | HABC | DAgger | HABC - DAgger [95% CI] |\n"
           "|---|---|---|---|---|")
     for row, gaps in rows.items():
         for block, g in gaps.items():
