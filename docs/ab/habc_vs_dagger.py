@@ -82,8 +82,9 @@ def operator_noise(by_run: dict[str, dict[str, Gap]], path: Path) -> Path:
                              sharey=True)
     for ax, block in zip(axes[0], blocks, strict=True):
         gaps = [by_run[NOISE[x]][block] for x in noise]
-        for c, (label, k, n) in enumerate((("DAgger", "k_other", "n_other"), ("HABC", "k", "n"))):
-            counts = [(getattr(g, k), getattr(g, n)) for g in gaps]
+        series = {"DAgger": [(g.k_other, g.n_other) for g in gaps],
+                  "HABC": [(g.k, g.n) for g in gaps]}
+        for c, (label, counts) in enumerate(series.items()):
             rate = 100 * np.array([s / t for s, t in counts])
             bounds = 100 * np.array([wilson_interval(s, t) for s, t in counts])  # (noise, 2)
             ax.errorbar(noise + (c - 0.5) * 0.01, rate, yerr=[rate - bounds[:, 0],
