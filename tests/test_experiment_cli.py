@@ -38,6 +38,7 @@ from habc.experiments.tables import load_rounds, run_label, step2_source
 from habc.policy.backend import load_policy
 from habc.policy.config import PolicyConfig
 from habc.rollout.operator import OperatorConfig
+from habc.weighting.rules import HabcRule
 
 
 def test_smoke_experiment_runs_every_stage_and_resumes(tmp_path, capsys):
@@ -600,6 +601,20 @@ def test_failed_takeovers_are_left_out_for_the_imitating_methods_only(tmp_path):
         assert config.learner.imitate_failed_takeovers == imitated, method
     with pytest.raises(ConfigError, match="weighted"):
         ExperimentSpec(name="t", tasks=(("reach", 2),), imitate_failed_takeovers=False)
+
+
+def test_failed_rollout_weight_reaches_the_habc_runs(tmp_path):
+    spec = ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]],
+                                     "failed_rollout_weight": "habc_positive"})
+    for method, expected in (("habc_v", "habc_positive"), ("habc", "habc_positive"),
+                             ("habc_ir", "habc_positive")):
+        rule = _online_config(spec, tmp_path, method, tmp_path / method, 3, 0).rule()
+        assert isinstance(rule, HabcRule) and rule.failed_rollout_weight == expected, method
+    dagger = _online_config(spec, tmp_path, "dagger", tmp_path / "d", 3, 0).rule()
+    assert not isinstance(dagger, HabcRule)
+    with pytest.raises(ConfigError, match="failed_rollout_weight"):
+        ExperimentSpec(name="t", tasks=(("reach", 2),),
+                       failed_rollout_weight="all")  # type: ignore[arg-type]
 
 
 def test_hiors_reward_reaches_the_hiors_runs(tmp_path):

@@ -15,6 +15,7 @@ from habc.learner.online import (
     LearnerConfig,
     OnlineLearner,
     ema_update,
+    imitates_failed_rollouts,
     perturb_states,
     prepare_data,
     sample_anchors,
@@ -261,9 +262,32 @@ def test_imitable_pool_holds_human_steps_and_successful_policy_steps(data):
     policy_step = (kind == FrameKind.AUTONOMOUS) | (kind == FrameKind.SUFFIX)
     expected = np.flatnonzero((kind == FrameKind.HUMAN) | (policy_step & ok))
     assert np.array_equal(data.pools["rollout_imitable"], expected)
-    assert np.array_equal(data.pools["own_success"], np.flatnonzero(policy_step & ok))
+    assert np.array_equal(data.pools["own_imitable"], np.flatnonzero(policy_step & ok))
     # the fixture has failed rollouts and pre-intervention steps, which the pool leaves out
     assert len(expected) < len(data.pools["rollout"])
+
+
+def test_failed_rollouts_join_the_imitable_pools_for_a_rule_that_weights_them(tmp_path, rng):
+    store = EpisodeStore.create(tmp_path / "ds", state_dim=39, action_dim=4, fps=80,
+                                robot_type="sawyer")
+    store.append([make_episode(rng, 12),  # demo: 0-11
+                  make_episode(rng, 10, source=EpisodeSource.ROLLOUT, success=False, seed=1),
+                  # 12-21: autonomous failure
+                  make_episode(rng, 15, source=EpisodeSource.ROLLOUT, success=False, seed=2,
+                               human_span=(4, 8))])  # 22-36: pre 22-25, human 26-29, suffix 30-36
+    kwargs = {"horizon": 5, "k": 1, "naive": False, "critic_use_demos": False,
+              "validation_every": 100}
+    spec = prepare_data(store.read(), **kwargs)
+    both = prepare_data(store.read(), **kwargs, imitate_failed_rollouts=True)
+    failed_policy = [*range(12, 22), *range(30, 37)]
+    assert spec.pools["own_imitable"].tolist() == []
+    assert both.pools["own_imitable"].tolist() == failed_policy
+    assert both.pools["rollout_imitable"].tolist() == [*range(12, 22), *range(26, 37)]
+    assert spec.pools["rollout_imitable"].tolist() == list(range(26, 30))  # the operator's
+    assert np.array_equal(both.pools["rollout"], spec.pools["rollout"])
+    assert not imitates_failed_rollouts(HabcRule())
+    assert not imitates_failed_rollouts(RULES["dagger"])
+    assert imitates_failed_rollouts(HabcRule(failed_rollout_weight="habc_positive"))
 
 
 def test_weighted_actor_batches_spend_no_sample_on_label_zero_frames(data):
@@ -280,8 +304,24 @@ def test_weighted_actor_batches_spend_no_sample_on_label_zero_frames(data):
     with pytest.raises(ConfigError, match="weighted"):
         OnlineLearner(policy(data), RULES["dagger"], cfg, t_max=20, method="dagger")
     with pytest.raises(ConfigError, match="weighted"):
-        OnlineLearner(policy(data), HabcRule(failed_rollout_weight="habc"), cfg, t_max=20,
-                      method="habc")
+        OnlineLearner(policy(data), HabcRule(naive_credit=True), cfg, t_max=20, method="habc")
+
+
+def test_weighted_actor_batches_draw_failed_rollouts_when_the_rule_weights_them(tmp_path, rng):
+    store = EpisodeStore.create(tmp_path / "ds", state_dim=39, action_dim=4, fps=80,
+                                robot_type="sawyer")
+    store.append([make_episode(rng, 12),
+                  *(make_episode(rng, 15, source=EpisodeSource.ROLLOUT, success=False,
+                                 seed=s) for s in range(3))])
+    data = prepare_data(store.read(), horizon=5, k=1, naive=False, critic_use_demos=False,
+                        validation_every=100, imitate_failed_rollouts=True)
+    cfg = dataclasses.replace(CONFIG, actor_batches="weighted")
+    learner = OnlineLearner(policy(data), HabcRule(warmup_steps=0, failed_rollout_weight="habc"),
+                            cfg, t_max=20, method="habc")
+    stats = learner.update(data, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    # a quarter demos, the rest the failed rollouts' steps, which this rule weights
+    assert stats["actor/demo_fraction"] == pytest.approx(0.25, abs=0.1)
+    assert stats["zero_weight_fraction"] == 0 and stats["n_valid"] == cfg.batch_size
 
 
 def test_boundary_margin_takes_frames_near_a_takeover_out_of_labels_and_pools(tmp_path, rng):
@@ -299,7 +339,7 @@ def test_boundary_margin_takes_frames_near_a_takeover_out_of_labels_and_pools(tm
     assert (guarded.labels.outcome_label[band] == NO_LABEL).all()
     assert not guarded.labels.succ_target_valid[band].any()
     assert spec.labels.outcome_label[22:24].tolist() == [1, 1]  # SPEC: suffix, labelled
-    for pool in ("rollout_imitable", "human", "own_success"):
+    for pool in ("rollout_imitable", "human", "own_imitable"):
         assert not set(band) & set(guarded.pools[pool].tolist())
     assert set(guarded.pools["rollout_imitable"].tolist()) \
         == set(spec.pools["rollout_imitable"].tolist()) - set(band)
@@ -408,7 +448,7 @@ def test_actor_human_fraction_fixes_the_operators_share_of_actor_batches(data):
                               actor_human_fraction=0.5)
     learner = OnlineLearner(policy(data), HabcRule(warmup_steps=0), cfg, t_max=20,
                             method="habc")
-    assert learner.shares(actor=True) == {"demo": 0.25, "human": 0.5, "own_success": 0.25}
+    assert learner.shares(actor=True) == {"demo": 0.25, "human": 0.5, "own_imitable": 0.25}
     assert learner.shares() == {"demo": 0.25, "rollout": 0.75}  # the critic's batch: as before
     anchors = sample_anchors(data.pools, learner.shares(actor=True), 2000,
                              np.random.default_rng(0))

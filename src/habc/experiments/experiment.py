@@ -73,6 +73,10 @@ class ExperimentSpec:
     warmup_steps: int = 500
     beta: float = 1.0
     """Temperature of the HABC methods' bounded weight exp(A / beta) (SPEC §4)."""
+    failed_rollout_weight: Literal["zero", "habc", "habc_positive"] = "zero"
+    """The HABC methods' weight on the policy's steps of failed rollouts (SPEC §2's choice): 0,
+    the HABC weight, or the HABC weight where the merged advantage is positive. With
+    ``actor_batches`` 'weighted', the actor's batches then draw those steps too."""
     advantage_scale: Literal["std", "robust"] = "std"
     """Running scale of the HABC methods' advantages (see LearnerConfig)."""
     advantage_horizon: int = 1
@@ -146,7 +150,7 @@ class ExperimentSpec:
             raise ConfigError("actor_batches must be 'shared' or 'weighted'")
         if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
             raise ConfigError("imitate_failed_takeovers=false needs actor_batches 'weighted'")
-        self.habc_rule()  # the rule checks beta and warmup_steps itself
+        self.habc_rule()  # the rule checks beta, warmup_steps and failed_rollout_weight itself
         if self.online_mode not in ("sync", "async"):
             raise ConfigError("online_mode must be 'sync' or 'async'")
         if self.hiors_reward not in ("none", "progress"):
@@ -175,7 +179,8 @@ class ExperimentSpec:
 
     def habc_rule(self) -> HabcRule:
         """The weighting rule of the HABC methods' runs (the warm-up is per task)."""
-        return HabcRule(warmup_steps=self.warmup_steps * self.tasks_per_policy, beta=self.beta)
+        return HabcRule(warmup_steps=self.warmup_steps * self.tasks_per_policy, beta=self.beta,
+                        failed_rollout_weight=self.failed_rollout_weight)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as the JSON object that ``spec.json`` records; ``from_json`` reads it back.

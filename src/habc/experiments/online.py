@@ -74,6 +74,7 @@ from habc.learner.online import (
     LearnerConfig,
     OnlineLearner,
     TrainingData,
+    imitates_failed_rollouts,
     prepare_data,
     restore_checkpoint,
 )
@@ -663,6 +664,7 @@ class RoundTrainer:
                             critic_use_demos=c.learner.critic.critic_use_demos,
                             validation_every=c.learner.validation_every,
                             imitate_failed_takeovers=c.learner.imitate_failed_takeovers,
+                            imitate_failed_rollouts=imitates_failed_rollouts(self.learner.rule),
                             boundary_margin=c.learner.boundary_margin,
                             stage=self._labels if self.stages is not None else None,
                             prompts=self.learner.policy.prompts,

@@ -84,9 +84,11 @@ class LearnerConfig:
     """Share of each batch drawn from human windows by dagger (the rest: demos)."""
     actor_human_fraction: float | None = None
     """With ``actor_batches='weighted'``: share of each actor batch drawn from the operator's
-    windows; the rest after ``demo_fraction`` comes from the policy's own successful steps (a
-    mixture choice, not the paper's). None: human and own successful steps are one pool, drawn
-    in proportion to their frame counts."""
+    windows; the rest after ``demo_fraction`` comes from the policy's own imitable steps (a
+    mixture choice, not the paper's). None: human and own imitable steps are one pool, drawn in
+    proportion to their frame counts. The policy's own imitable steps are those of its
+    successful rollouts, and of its failed ones too when the rule's ``failed_rollout_weight``
+    can give them weight."""
     imitate_failed_takeovers: bool = True
     """Imitate the frames of a takeover that ran to the end of a failed episode (SPEC §2: every
     human frame is imitated). False leaves them out of the actor's batches; this needs a method
@@ -104,9 +106,11 @@ class LearnerConfig:
     docs/benchmarks.md)."""
     actor_batches: Literal["shared", "weighted"] = "shared"
     """``shared``: one batch per step trains the critic and the actor (SPEC). ``weighted`` (HABC
-    rules with zero weight on failed rollouts): the critic keeps that batch, and the actor
-    draws its own batch only from frames whose credit label can carry weight (demos, human steps,
-    steps of successful rollouts), so no actor sample is spent on a label-zero frame."""
+    rules with intervention-aware credit): the critic keeps that batch, and the actor draws its
+    own batch only from frames whose credit label can carry weight (demos, human steps, the
+    policy's steps of successful rollouts, and of failed ones when the rule's
+    ``failed_rollout_weight`` can weight them), so no actor sample is spent on a frame that the
+    rule always gives weight 0."""
     validation_every: int = 10
     """Every n-th rollout episode is held out from critic training (choice; the actor still
     imitates it): recap picks its threshold on these episodes, and the dual-head critic's
@@ -225,15 +229,23 @@ def task_balanced_probabilities(task: npt.NDArray[np.int64]) -> npt.NDArray[np.f
     return 1.0 / (len(counts) * counts[inverse])
 
 
+def imitates_failed_rollouts(rule: WeightingRule) -> bool:
+    """Whether ``rule`` can give weight to the policy's steps of failed rollouts."""
+    return isinstance(rule, HabcRule) and rule.failed_rollout_weight != "zero"
+
+
 def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
                  critic_use_demos: bool, validation_every: int,
-                 imitate_failed_takeovers: bool = True, boundary_margin: int = 0,
-                 stage: npt.NDArray[np.int64] | None = None,
+                 imitate_failed_takeovers: bool = True, imitate_failed_rollouts: bool = False,
+                 boundary_margin: int = 0, stage: npt.NDArray[np.int64] | None = None,
                  prompts: Sequence[str] = (), task_balance: bool = False) -> TrainingData:
     """Label frames (SPEC §2) and build the sampling pools.
 
     ``imitate_failed_takeovers=False`` leaves the frames of takeovers that ran to the end of a
     failed episode out of the actor's pools (``human``, ``rollout_imitable`` and ``accepted``).
+    ``imitate_failed_rollouts=True`` puts the policy's outcome-labelled steps of failed episodes
+    into the actor's pools ``own_imitable`` and ``rollout_imitable``, for an HABC rule whose
+    ``failed_rollout_weight`` can give them weight (default: only its successful ones).
     ``boundary_margin`` is ``assign_credit``'s: the frames near a logged takeover boundary.
     ``stage`` (N,), the stage label of every frame, adds the progress model's targets (SPEC
     §8) and its training pool ``progress``: the frames of successful episodes (demos included)
@@ -257,11 +269,11 @@ def prepare_data(arrays: StoreArrays, *, horizon: int, k: int, naive: bool,
     if not imitate_failed_takeovers:
         human = human & ~failed_takeover_frames(arrays.controller, arrays.episode_starts,
                                                 arrays.episode_ends, arrays.success)
-    own_success = policy_step & labels.episode_success
+    own_imitable = policy_step & (labels.episode_success | imitate_failed_rollouts)
     accepted = ~is_demo & (human | labels.episode_success)
     pools = {"demo": idx[is_demo], "rollout": idx[~is_demo],
-             "rollout_imitable": idx[human | own_success], "human": idx[human & windows],
-             "own_success": idx[own_success], "accepted": idx[accepted]}
+             "rollout_imitable": idx[human | own_imitable], "human": idx[human & windows],
+             "own_imitable": idx[own_imitable], "accepted": idx[accepted]}
     within = None
     if stage is not None:
         within = within_stage_progress(stage, arrays.episode_starts)
@@ -389,10 +401,9 @@ class OnlineLearner:
         net = self.critic if self.critic is not None else self.value
         self.target = copy.deepcopy(net) if net is not None else None
         if config.actor_batches == "weighted" and not (
-                isinstance(rule, HabcRule) and rule.failed_rollout_weight == "zero"
-                and not rule.naive_credit):
+                isinstance(rule, HabcRule) and not rule.naive_credit):
             raise ConfigError("actor_batches='weighted' needs an HABC rule with "
-                              "failed_rollout_weight='zero' and intervention-aware credit")
+                              "intervention-aware credit")
         if not config.imitate_failed_takeovers and not (
                 method in OWN_POOL_METHODS or config.actor_batches == "weighted"):
             raise ConfigError("imitate_failed_takeovers=False needs an actor pool without "
@@ -411,7 +422,7 @@ class OnlineLearner:
             return {"demo": c.demo_fraction, "accepted": 1.0 - c.demo_fraction}
         if actor and c.actor_human_fraction is not None:
             return {"demo": c.demo_fraction, "human": c.actor_human_fraction,
-                    "own_success": 1.0 - c.demo_fraction - c.actor_human_fraction}
+                    "own_imitable": 1.0 - c.demo_fraction - c.actor_human_fraction}
         rollout = "rollout_imitable" if actor else "rollout"
         return {"demo": c.demo_fraction, rollout: 1.0 - c.demo_fraction}
 

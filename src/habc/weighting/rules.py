@@ -237,6 +237,8 @@ class HabcRule:
             raise ConfigError("need beta > 0 and 0 <= w_min < w_max")
         if self.gate_temperature <= 0 or self.warmup_steps < 0:
             raise ConfigError("gate_temperature > 0 and warmup_steps >= 0")
+        if self.failed_rollout_weight not in ("zero", "habc", "habc_positive"):
+            raise ConfigError("failed_rollout_weight must be 'zero', 'habc' or 'habc_positive'")
 
     def gate_values(self, v_t: Tensor) -> Tensor:
         """Gate g_t (B,) for viability logits v_t."""
