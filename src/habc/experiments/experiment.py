@@ -76,7 +76,9 @@ class ExperimentSpec:
     failed_rollout_weight: Literal["zero", "habc", "habc_positive"] = "zero"
     """The HABC methods' weight on the policy's steps of failed rollouts (SPEC §2's choice): 0,
     the HABC weight, or the HABC weight where the merged advantage is positive. With
-    ``actor_batches`` 'weighted', the actor's batches then draw those steps too."""
+    ``actor_batches`` 'weighted', the actor's batches then draw those steps too. On the
+    benchmark 'habc_positive' cost 27 points, as the failed rollouts' long step-limit tails swamp
+    the actor's pool (docs/benchmarks.md, session 37); 0 stays the default."""
     advantage_scale: Literal["std", "robust"] = "std"
     """Running scale of the HABC methods' advantages (see LearnerConfig)."""
     advantage_horizon: int = 1
