@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +39,14 @@ def final_counts(scores: Scores, task: str, method: str) -> dict[int, tuple[int,
     """Seed -> (successes, trials) of a Step-1 run's final eval, or of SFT's for 'sft'."""
     sft: dict[int, dict[str, Any]] = {}
     runs = scores.run(task, 1, "habc" if method == "sft" else method, sft)
-    evals = {s: e for s, e in sft.items()} if method == "sft" \
-        else {s: e[-1] for s, e in runs.items()}
+    evals = dict(sft) if method == "sft" else {s: e[-1] for s, e in runs.items()}
     return {s: (round(e["success_rate"] * e["n_trials"]), e["n_trials"]) for s, e in evals.items()}
 
 
 def blocks(out: Path) -> dict[str, Scores]:
     """Block label -> the scores of ``out`` on it."""
     spec = spec_of(out)
-    block = ExperimentSpec(**{**spec.__dict__, "eval_seed_offset": VALIDATION,
-                              "eval_trials": 100})
+    block = replace(spec, eval_seed_offset=VALIDATION, eval_trials=100)
     return {"reported": RecordedScores(out, spec),
             "validation": RescoredScores(rescore_dir(out, VALIDATION), block)}
 
