@@ -78,8 +78,9 @@ def main(arm: Path, control: Path) -> None:
     """Print the rules' tables for experiment directory ``arm`` against ``control``."""
     spec = spec_of(arm)
     tasks = [t for t, _ in spec.tasks]
+    control_blocks = blocks(control)
     for block, arm_scores in blocks(arm).items():
-        control_scores = blocks(control)[block]
+        control_scores = control_blocks[block]
         print(f"\n{block} block, round 3 (round 0 for SFT), arm minus control")
         print("| comparison | arm | control | difference [95% CI] | per seed |")
         print("|---|---|---|---|---|")
