@@ -1,5 +1,7 @@
 """CLI smoke runs at tiny sizes, and one-line errors on bad input."""
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -18,6 +20,18 @@ TINY_POLICY = ["--policy.hidden-dim", "32", "--policy.num-blocks", "1",
 
 
 def habc(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in this process: a subprocess would cost a 3 s interpreter start per call."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # the parser's own errors and --help
+            code = int(e.code or 0)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def habc_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed entry point in a process of its own, as a user's shell does."""
     return subprocess.run([sys.executable, "-m", "habc.cli", *args], capture_output=True,
                           text=True, timeout=300)
 
@@ -162,6 +176,13 @@ def test_bad_input_gives_one_line_error(args, message):
         r.stderr
 
 
+def test_the_installed_command_exits_with_one_line_on_bad_input():
+    r = habc_process("collect", "--task", "peg-insrt-side", "--out", "x")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "did you mean peg-insert-side" in lines[0], r.stderr
+
+
 def test_checkpoint_that_does_not_fit_task(tmp_path):
     policy = FlowMatchingPolicy(PolicyConfig(hidden_dim=16, num_blocks=1), 10, 4,
                                 meta={"task": "reach"})
@@ -183,7 +204,7 @@ def test_collect_stops_when_the_expert_keeps_failing(tmp_path):
 
 
 def test_invalid_option_type_is_rejected_by_the_parser():
-    r = habc("collect", "--task", "reach", "--out", "x", "--num-episodes", "many")
+    r = habc_process("collect", "--task", "reach", "--out", "x", "--num-episodes", "many")
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
