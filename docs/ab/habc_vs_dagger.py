@@ -39,6 +39,7 @@ RUNS = {  # experiment directory -> what its operator and policies were
     "benchmark-100-ema-op03": "middle operator (0.3), seeds 0-2",
     "benchmark-100-ema-noisy": "noisy operator (0.5), seeds 0-2",
     "benchmark-100-ema-noisy-rep": "noisy operator (0.5), seeds 3-5",
+    "benchmark-100-ema-help01": "precise operator helping in 1 of 10 episodes, seeds 0-2",
 }
 POOLED = {  # a row that pools two runs of one spec on seeds 0-2 and 3-5, as their presets name
     "precise operator, seeds 0-5 pooled": ("benchmark-100-ema", "benchmark-100-ema-rep"),
