@@ -16,38 +16,42 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from failpos import blocks, final_counts, spec_of
+from failpos import blocks, final_counts, mixture, spec_of
 
 from habc.envs.registry import get_task
+from habc.experiments.experiment import Scores
 
 
-def round_records(out: Path, task: str, seed: int, method: str) -> list[dict]:
-    """Rounds 1-3 of one Step-1 run, in order."""
+def operator_steps(out: Path, task: str, seed: int, method: str) -> int:
+    """The operator's steps over rounds 1-3 of one Step-1 run."""
     rounds = out / get_task(task).name / f"seed_{seed}" / "step1" / method / "rounds"
-    return [json.loads((rounds / f"round_00{r}.json").read_text()) for r in (1, 2, 3)]
+    return sum(json.loads((rounds / f"round_00{r}.json").read_text())["rollouts"]
+               ["operator_steps"] for r in (1, 2, 3))
 
 
 def demo_frames(out: Path, task: str, seed: int) -> int:
     """Frames of one seed's demos, as the arm's round 1 counted them for credit."""
-    return int(round_records(out, task, seed, "habc")[0]["train"]["credit/demo_frames"])
+    rounds = out / get_task(task).name / f"seed_{seed}" / "step1" / "habc" / "rounds"
+    return int(json.loads((rounds / "round_001.json").read_text())["train"]["credit/demo_frames"])
 
 
-def cells(out: Path, arm: Path, task: str, method: str,
-          seeds: Sequence[int]) -> list[str]:
-    """Success on each block, operator steps, corrections / demo frames, operator share."""
+def cells(out: Path, scores: dict[str, Scores], demos: dict[int, int], task: str,
+          method: str) -> list[str]:
+    """Success on each block, operator steps, corrections / demo frames, operator share.
+
+    ``scores``: block label -> the scores of ``out``; ``demos``: seed -> demo frames.
+    """
     pooled = []
-    for scores in blocks(out).values():
-        counts = final_counts(scores, task, method)
-        k, n = (sum(counts[s][i] for s in seeds) for i in (0, 1))
+    for block in scores.values():
+        counts = final_counts(block, task, method)
+        k, n = (sum(counts[s][i] for s in demos) for i in (0, 1))
         pooled.append(f"{100 * k / n:.1f}%")
-    records = {s: round_records(out, task, s, method) for s in seeds}
-    steps = {s: sum(r["rollouts"]["operator_steps"] for r in records[s]) for s in seeds}
-    ratio = np.mean([steps[s] / demo_frames(arm, task, s) for s in seeds])
-    share = np.mean([r["train"]["actor/operator_fraction"] for s in seeds for r in records[s]])
+    steps = {s: operator_steps(out, task, s, method) for s in demos}
+    ratio = np.mean([steps[s] / demos[s] for s in demos])
+    share = np.mean([mixture(out, task, s, method)[0] for s in demos])
     return [" / ".join(pooled), f"{sum(steps.values())}", f"{ratio:.1f}x", f"{100 * share:.0f}%"]
 
 
@@ -60,10 +64,12 @@ def main(arm: Path, control: Path) -> None:
     print("| task | method | control success | arm success | control steps | arm steps "
           "| control ratio | arm ratio | control share | arm share |")
     print("|---|---|---|---|---|---|---|---|---|---|")
+    arm_scores, control_scores = blocks(arm), blocks(control)
     for task, _ in spec.tasks:
+        demos = {s: demo_frames(arm, task, s) for s in spec.seeds}
         for method in spec.step1_methods:
-            c = cells(control, arm, task, method, spec.seeds)
-            a = cells(arm, arm, task, method, spec.seeds)
+            c = cells(control, control_scores, demos, task, method)
+            a = cells(arm, arm_scores, demos, task, method)
             print(f"| {task} | {method} | "
                   + " | ".join(f"{x} | {y}" for x, y in zip(c, a, strict=True)) + " |")
 
