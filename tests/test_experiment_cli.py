@@ -616,6 +616,20 @@ def test_failed_rollout_weight_reaches_the_habc_runs(tmp_path):
                        failed_rollout_weight="all")  # type: ignore[arg-type]
 
 
+def test_gate_reaches_habc_and_habc_ir_and_habc_v_keeps_zero(tmp_path):
+    spec = ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]], "gate": "sigmoid"})
+    gates = {m: _online_config(spec, tmp_path, m, tmp_path / m, 3, 0).rule()
+             for m in ("habc_v", "habc", "habc_ir")}
+    assert {m: getattr(r, "gate", None) for m, r in gates.items()} == {
+        "habc_v": "zero", "habc": "sigmoid", "habc_ir": "sigmoid"}
+    assert ExperimentSpec(name="t", tasks=(("reach", 2),)).habc_rule().gate == "linear"
+    for bad in ("zero", "tanh"):
+        with pytest.raises(ConfigError, match="gate"):
+            ExperimentSpec(name="t", tasks=(("reach", 2),), gate=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="gate"):
+        HabcRule(gate="tanh")  # type: ignore[arg-type]
+
+
 def test_hiors_reward_reaches_the_hiors_runs(tmp_path):
     spec = ExperimentSpec.from_json({"name": "t", "tasks": [["reach", 2]],
                                      "hiors_reward": "progress"})

@@ -79,6 +79,10 @@ class ExperimentSpec:
     ``actor_batches`` 'weighted', the actor's batches then draw those steps too. On the
     benchmark 'habc_positive' cost 27 points, as the failed rollouts' long step-limit tails swamp
     the actor's pool (docs/benchmarks.md, session 37); 0 stays the default."""
+    gate: Literal["linear", "sigmoid"] = "linear"
+    """The gate of ``habc`` and ``habc_ir`` (SPEC §4's choice): g = sigmoid(v), or
+    g = sigmoid((p - 0.7) / 0.1), so that efficiency takes over only where viability is high.
+    ``habc_v`` keeps g = 0."""
     advantage_scale: Literal["std", "robust"] = "std"
     """Running scale of the HABC methods' advantages (see LearnerConfig)."""
     advantage_horizon: int = 1
@@ -152,6 +156,8 @@ class ExperimentSpec:
             raise ConfigError("actor_batches must be 'shared' or 'weighted'")
         if not self.imitate_failed_takeovers and self.actor_batches != "weighted":
             raise ConfigError("imitate_failed_takeovers=false needs actor_batches 'weighted'")
+        if self.gate not in ("linear", "sigmoid"):
+            raise ConfigError("gate must be 'linear' or 'sigmoid' (habc_v has gate 0 itself)")
         self.habc_rule()  # the rule checks beta, warmup_steps and failed_rollout_weight itself
         if self.online_mode not in ("sync", "async"):
             raise ConfigError("online_mode must be 'sync' or 'async'")
@@ -181,8 +187,8 @@ class ExperimentSpec:
 
     def habc_rule(self) -> HabcRule:
         """The weighting rule of the HABC methods' runs (the warm-up is per task)."""
-        return HabcRule(warmup_steps=self.warmup_steps * self.tasks_per_policy, beta=self.beta,
-                        failed_rollout_weight=self.failed_rollout_weight)
+        return HabcRule(gate=self.gate, warmup_steps=self.warmup_steps * self.tasks_per_policy,
+                        beta=self.beta, failed_rollout_weight=self.failed_rollout_weight)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as the JSON object that ``spec.json`` records; ``from_json`` reads it back.

@@ -235,6 +235,8 @@ class HabcRule:
     def __post_init__(self) -> None:
         if self.beta <= 0 or self.w_min < 0 or self.w_max <= self.w_min:
             raise ConfigError("need beta > 0 and 0 <= w_min < w_max")
+        if self.gate not in ("linear", "sigmoid", "zero"):
+            raise ConfigError("gate must be 'linear', 'sigmoid' or 'zero'")
         if self.gate_temperature <= 0 or self.warmup_steps < 0:
             raise ConfigError("gate_temperature > 0 and warmup_steps >= 0")
         if self.failed_rollout_weight not in ("zero", "habc", "habc_positive"):
