@@ -74,10 +74,19 @@ def mixture(out: Path, task: str, seed: int, method: str) -> tuple[float, float]
             float(np.mean([t["zero_weight_fraction"] for t in train])))
 
 
-def main(arm: Path, control: Path) -> None:
-    """Print the rules' tables for experiment directory ``arm`` against ``control``."""
+def short_name(out: Path) -> str:
+    """The label of an experiment directory in the tables.
+
+    Its spec's name less the prefix ``benchmark-100-ema-``; ``benchmark-100-ema`` stays whole.
+    """
+    return spec_of(out).name.removeprefix("benchmark-100-ema-")
+
+
+def success_tables(arm: Path, control: Path) -> None:
+    """Print rules 0-2's success tables of experiment directory ``arm`` against ``control``."""
     spec = spec_of(arm)
     tasks = [t for t, _ in spec.tasks]
+    names = short_name(arm), short_name(control)
     control_blocks = blocks(control)
     for block, arm_scores in blocks(arm).items():
         control_scores = control_blocks[block]
@@ -87,17 +96,24 @@ def main(arm: Path, control: Path) -> None:
         for method, other in (("sft", "sft"), ("habc", "habc"), ("habc", "dagger")):
             pooled_a: dict[tuple[str, int], tuple[int, int]] = {}
             pooled_b: dict[tuple[str, int], tuple[int, int]] = {}
+            label = f"{method} ({names[0]}) - {other} ({names[1]})"
             for task in tasks:
                 a = final_counts(arm_scores, task, method)
                 b = final_counts(control_scores, task, other)
-                print(line(f"{task}: {method} (failpos) - {other} (rep)", a, b))
+                print(line(f"{task}: {label}", a, b))
                 pooled_a |= {(task, s): v for s, v in a.items()}
                 pooled_b |= {(task, s): v for s, v in b.items()}
-            print(line(f"**all tasks: {method} (failpos) - {other} (rep)**", pooled_a, pooled_b))
+            print(line(f"**all tasks: {label}**", pooled_a, pooled_b))
+
+
+def main(arm: Path, control: Path) -> None:
+    """Print the rules' tables for experiment directory ``arm`` against ``control``."""
+    success_tables(arm, control)
+    spec = spec_of(arm)
     print("\nactor batch, rounds 1-3: operator share / zero-weight share")
-    print("| task | failpos habc | rep habc |")
+    print(f"| task | {short_name(arm)} habc | {short_name(control)} habc |")
     print("|---|---|---|")
-    for task in tasks:
+    for task in (t for t, _ in spec.tasks):
         cells = []
         for out in (arm, control):
             m = [mixture(out, task, s, "habc") for s in spec.seeds]
