@@ -31,7 +31,9 @@ class CriticConfig:
     target_ema: float = 0.005
     """EMA rate tau of the target critic used for TD targets."""
     critic_use_demos: bool = False
-    """Let demo frames train the efficiency head (SPEC §2 choice, default off)."""
+    """Let demo frames train the efficiency head (SPEC §2 choice, default off). On the benchmark
+    it halved the head's error on pick-place's held-out episodes and did not move the weights
+    or success (docs/benchmarks.md, session 39)."""
     input_noise: float = 0.0
     """Std of Gaussian noise added to the dual-head critic's training states, in units of each
     state dimension's std over the training frames; 0 = off. A regulariser SPEC does not have,

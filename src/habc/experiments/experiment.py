@@ -82,7 +82,9 @@ class ExperimentSpec:
     gate: Literal["linear", "sigmoid"] = "linear"
     """The gate of ``habc`` and ``habc_ir`` (SPEC §4's choice): g = sigmoid(v), or
     g = sigmoid((p - 0.7) / 0.1), so that efficiency takes over only where viability is high.
-    ``habc_v`` keeps g = 0."""
+    ``habc_v`` keeps g = 0. With ``critic_use_demos`` on the benchmark, 'sigmoid' lowered the
+    gate's mean by 0.05-0.07 and left the weights and success where they were
+    (docs/benchmarks.md, session 39)."""
     advantage_scale: Literal["std", "robust"] = "std"
     """Running scale of the HABC methods' advantages (see LearnerConfig)."""
     advantage_horizon: int = 1
