@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from habc.envs.registry import get_task
 from habc.evaluation.stats import difference_interval
-from habc.experiments.experiment import ExperimentSpec, RecordedScores, Scores
+from habc.experiments.experiment import ExperimentSpec, RecordedScores, Scores, cell_dir
 from habc.experiments.rescore import RescoredScores, rescore_dir
+from habc.experiments.tables import load_rounds
 
 VALIDATION = 100_000
 
@@ -65,11 +65,14 @@ def line(label: str, a: dict[Any, tuple[int, int]], b: dict[Any, tuple[int, int]
             f"{100 * (ka / na - kb / nb):+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] | {per_seed} |")
 
 
+def online_rounds(out: Path, task: str, seed: int, method: str) -> list[dict[str, Any]]:
+    """The round records of one Step-1 run after round 0 (rounds 1-3), in order."""
+    return load_rounds(cell_dir(out, task, seed) / "step1" / method)[1:]
+
+
 def mixture(out: Path, task: str, seed: int, method: str) -> tuple[float, float]:
     """Mean operator share of the actor batch and the mean zero-weight share, rounds 1-3."""
-    rounds = sorted((out / get_task(task).name / f"seed_{seed}" / "step1" / method / "rounds")
-                    .glob("round_00[1-9].json"))
-    train = [json.loads(r.read_text())["train"] for r in rounds]
+    train = [r["train"] for r in online_rounds(out, task, seed, method)]
     return (float(np.mean([t["actor/operator_fraction"] for t in train])),
             float(np.mean([t["zero_weight_fraction"] for t in train])))
 

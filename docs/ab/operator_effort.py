@@ -14,28 +14,23 @@ which count them. Usage, from the repository root, on exported or live experimen
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
-from failpos import blocks, final_counts, mixture, spec_of
+from failpos import blocks, final_counts, mixture, online_rounds, spec_of
 
-from habc.envs.registry import get_task
 from habc.experiments.experiment import Scores
 
 
 def operator_steps(out: Path, task: str, seed: int, method: str) -> int:
     """The operator's steps over rounds 1-3 of one Step-1 run."""
-    rounds = out / get_task(task).name / f"seed_{seed}" / "step1" / method / "rounds"
-    return sum(json.loads((rounds / f"round_00{r}.json").read_text())["rollouts"]
-               ["operator_steps"] for r in (1, 2, 3))
+    return sum(r["rollouts"]["operator_steps"] for r in online_rounds(out, task, seed, method))
 
 
 def demo_frames(out: Path, task: str, seed: int) -> int:
     """Frames of one seed's demos, as the arm's round 1 counted them for credit."""
-    rounds = out / get_task(task).name / f"seed_{seed}" / "step1" / "habc" / "rounds"
-    return int(json.loads((rounds / "round_001.json").read_text())["train"]["credit/demo_frames"])
+    return int(online_rounds(out, task, seed, "habc")[0]["train"]["credit/demo_frames"])
 
 
 def cells(out: Path, scores: dict[str, Scores], demos: dict[int, int], task: str,

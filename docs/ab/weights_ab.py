@@ -1,7 +1,8 @@
 """A weighting arm against its control: success, then what the weights did (session 39).
 
 For an arm that changes only how Step-1 HABC weights its samples (``benchmark-100-ema-gate-demos``:
-the sigmoid gate and ``critic_use_demos``): first the success tables of ``failpos.py`` (round 0
+the sigmoid gate and ``critic_use_demos``; ``benchmark-100-ema-noisy-uniform``: weights of 1):
+first the success tables of ``failpos.py`` (round 0
 against the control's SFT, the arm's HABC against the control's HABC and DAgger, on the
 reported and the validation block), then, per task, the round records' weight statistics
 averaged over the seeds and rounds 1-3, for the arm's HABC and the control's:
@@ -21,14 +22,11 @@ Usage, from the repository root, on exported or live experiment directories:
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
-from failpos import short_name, spec_of, success_tables
-
-from habc.envs.registry import get_task
+from failpos import online_rounds, short_name, spec_of, success_tables
 
 STATS = (("gate mean", "adv/gate_mean", "{:.2f}"),
          ("ESS", "w_ess_fraction", "{:.2f}"),
@@ -43,9 +41,7 @@ def weight_stats(out: Path, task: str, seeds: tuple[int, ...]) -> dict[str, floa
 
     A key is averaged over the rounds that record it.
     """
-    train = [json.loads((out / get_task(task).name / f"seed_{s}" / "step1" / "habc" / "rounds"
-                         / f"round_00{r}.json").read_text())["train"]
-             for s in seeds for r in (1, 2, 3)]
+    train = [r["train"] for s in seeds for r in online_rounds(out, task, s, "habc")]
     return {key: float(np.mean([t[key] for t in train if key in t])) for _, key, _ in STATS}
 
 
